@@ -1,0 +1,37 @@
+# effnas: the two commands for a fresh machine are `make search` and `make test`.
+# Everything installs into $(VENV) (default .venv).  A user who already has a (CUDA) torch
+# can point VENV at that environment, e.g. `make test VENV=$$CONDA_PREFIX`: torch is only
+# installed when none is importable there, so an existing build is kept.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.effnas-installed
+TORCH_CPU ?= torch==2.13.0
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: install search test test-fast bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml | $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_CPU)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+search: install
+	$(VENV)/bin/nas search experiments/quickstart.yaml
+
+test: install
+	$(PY) -m pytest -m "not gpu" -q
+
+test-fast: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/cost_speed.py
+
+clean:
+	rm -rf runs build *.egg-info

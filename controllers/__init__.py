@@ -1,0 +1,1 @@
+"""Search controllers: ask/tell cores (no Ray) and a Ray Tune Searcher adapter (its own module)."""

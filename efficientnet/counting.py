@@ -1,0 +1,145 @@
+"""Analytical parameter and multiply-add counts from the layer walk.
+
+Convention (torchvision's model metadata, the paper's "FLOPs"): multiply-adds
+of convolutions and linear layers, squeeze-excite included; BatchNorm,
+activations, pooling, residual adds and biases are not counted.  Parameters
+are exact: every weight, bias and BatchNorm affine pair.
+
+``measure_macs`` is an independent hook-based count on a built module, used
+by the tests to cross-check the analytical numbers.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .layout import LayerSpec
+
+
+def _conv(cin: int, cout: int, k: int, groups: int, out_size: int, bias: bool = False) -> tuple[int, int]:
+    weights = cout * (cin // groups) * k * k
+    return weights + (cout if bias else 0), weights * out_size * out_size
+
+
+@lru_cache(maxsize=65536)
+def layer_cost(spec: LayerSpec) -> tuple[int, int]:
+    """(params, MACs) of one layer, BatchNorm included in params."""
+    out = spec.out_size
+    params = macs = 0
+
+    def add(p_m: tuple[int, int], bn: int = 0) -> None:
+        nonlocal params, macs
+        params += p_m[0] + 2 * bn
+        macs += p_m[1]
+
+    if spec.kind in ("stem", "head"):
+        add(_conv(spec.in_filters, spec.out_filters, spec.kernel, 1, out), spec.out_filters)
+        return params, macs
+    mid = spec.mid_filters
+    if spec.kind == "mbconv":
+        if spec.expand != 1:
+            add(_conv(spec.in_filters, mid, 1, 1, spec.in_size), mid)
+        add(_conv(mid, mid, spec.kernel, mid, out), mid)
+    elif spec.kind == "conv":
+        add(_conv(spec.in_filters, mid, spec.kernel, 1, out), mid)
+    else:
+        raise ValueError(f"unknown layer kind {spec.kind!r}")
+    if spec.se > 0:
+        sq = spec.se_filters
+        add(_conv(mid, sq, 1, 1, 1, bias=True))
+        add(_conv(sq, mid, 1, 1, 1, bias=True))
+    if spec.kind == "mbconv":
+        add(_conv(mid, spec.out_filters, 1, 1, out), spec.out_filters)
+    return params, macs
+
+
+def classifier_cost(in_features: int, num_classes: int) -> tuple[int, int]:
+    return in_features * num_classes + num_classes, in_features * num_classes
+
+
+def count(layers: list[LayerSpec], num_classes: int = 1000) -> tuple[int, int]:
+    """(params, MACs) of a whole network from its layer walk."""
+    params = macs = 0
+    for spec in layers:
+        p, m = layer_cost(spec)
+        params += p
+        macs += m
+    if num_classes:
+        p, m = classifier_cost(layers[-1].out_filters, num_classes)
+        params += p
+        macs += m
+    return params, macs
+
+
+def measure_macs(module, resolution: int, in_channels: int = 3) -> int:
+    """Multiply-adds of ``module`` on one image, counted by forward hooks on Conv2d and Linear."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def conv_hook(mod: nn.Conv2d, _inp, out) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += out.shape[1] * out.shape[2] * out.shape[3] * (mod.in_channels // mod.groups) * k
+
+    def linear_hook(mod: nn.Linear, _inp, out) -> None:
+        nonlocal total
+        total += mod.in_features * mod.out_features
+
+    handles = []
+    for mod in module.modules():
+        if isinstance(mod, nn.Conv2d):
+            handles.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.Linear):
+            handles.append(mod.register_forward_hook(linear_hook))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, in_channels, resolution, resolution))
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    return total
+
+
+@lru_cache(maxsize=65536)
+def _stage_cost(stage, size: int) -> tuple[int, int, int]:
+    """(params, MACs, output size) of one stage, from the same walk as the builder."""
+    from .layout import _stage_layers
+
+    params = macs = 0
+    layers = _stage_layers(stage, size, 0)
+    for spec in layers:
+        p, m = layer_cost(spec)
+        params += p
+        macs += m
+    return params, macs, layers[-1].out_size
+
+
+def count_arch(arch, resolution: int, num_classes: int = 1000) -> tuple[int, int]:
+    """(params, MACs) of an ``ArchConfig`` at ``resolution``; equal to ``count(walk(arch, resolution))``.
+
+    Sums per-stage costs that are cached by (stage, input size): a search filters
+    thousands of candidates that share most of their stages.
+    """
+    from .layout import LayerSpec
+
+    stem = LayerSpec("stem", 3, arch.stem, kernel=3, stride=arch.stem_stride, in_size=resolution, index=-1)
+    params, macs = layer_cost(stem)
+    size = stem.out_size
+    for stage in arch.stages:
+        p, m, size = _stage_cost(stage, size)
+        params += p
+        macs += m
+    last = arch.stages[-1].out_filters if arch.stages else arch.stem
+    p, m = layer_cost(LayerSpec("head", last, arch.head, in_size=size, index=-1))
+    params += p
+    macs += m
+    if num_classes:
+        p, m = classifier_cost(arch.head, num_classes)
+        params += p
+        macs += m
+    return params, macs

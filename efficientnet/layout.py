@@ -1,0 +1,89 @@
+"""The one walk over a network's layers.
+
+``walk(arch, resolution)`` expands an :class:`ArchConfig` into the flat list of
+layers the network is made of -- stem, every block layer, head -- each with its
+channels, stride, residual flag and input/output feature-map size.  The
+module builder, the analytical params/MACs count and the latency lookup table
+keys all consume this list, so they cannot drift apart.
+
+Spatial sizes use "same" output sizes (``ceil(size / stride)``): both
+PyTorch-symmetric padding of ``(k - 1) // 2`` and TF-"SAME" padding give them
+for odd kernels.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+from .stages import ArchConfig, StageConfig
+
+
+class LayerSpec(NamedTuple):
+    """One layer of the network.  ``kind``: stem, mbconv, conv or head.
+
+    A NamedTuple rather than a dataclass: the walk runs for every candidate a
+    controller proposes, and tuples are created and hashed in C.
+    """
+
+    kind: str
+    in_filters: int
+    out_filters: int
+    kernel: int = 1
+    stride: int = 1
+    expand: int = 1
+    se: float = 0.0
+    residual: bool = False
+    in_size: int = 0
+    index: int = 0  # position among the block layers (for stochastic depth); -1 for stem/head
+
+    @property
+    def out_size(self) -> int:
+        return -(-self.in_size // self.stride)
+
+    @property
+    def mid_filters(self) -> int:
+        """Channels after expansion (the depthwise width) for mbconv; out channels for conv."""
+        return self.in_filters * self.expand if self.kind == "mbconv" else self.out_filters
+
+    @property
+    def se_filters(self) -> int:
+        """Squeeze channels of the SE module: ``max(1, int(in * ratio))`` as in the reference."""
+        return max(1, int(self.in_filters * self.se)) if self.se > 0 else 0
+
+    def key(self) -> tuple:
+        """What determines this layer's cost on a device (the latency-table key)."""
+        return (self.kind, self.in_filters, self.out_filters, self.kernel, self.stride, self.expand, self.se,
+                self.residual, self.in_size)
+
+
+def walk(arch: ArchConfig, resolution: int = 224) -> list[LayerSpec]:
+    """Stem, every layer of every stage, and the head, in forward order."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    layers = [LayerSpec("stem", 3, arch.stem, kernel=3, stride=arch.stem_stride, in_size=resolution, index=-1)]
+    size = layers[0].out_size
+    index = 0
+    for stage in arch.stages:
+        stage_layers = _stage_layers(stage, size, index)
+        layers.extend(stage_layers)
+        size = stage_layers[-1].out_size
+        index += stage.layers
+    last = arch.stages[-1].out_filters if arch.stages else arch.stem
+    layers.append(LayerSpec("head", last, arch.head, in_size=size, index=-1))
+    return layers
+
+
+@lru_cache(maxsize=65536)
+def _stage_layers(stage: StageConfig, size: int, index: int) -> tuple[LayerSpec, ...]:
+    """The layers of one stage (cached: the walk runs for every candidate of a search)."""
+    out = []
+    for i in range(stage.layers):
+        cin = stage.in_filters if i == 0 else stage.out_filters
+        stride = stage.stride if i == 0 else 1
+        residual = stage.skip and stride == 1 and cin == stage.out_filters
+        spec = LayerSpec(stage.op, cin, stage.out_filters, kernel=stage.kernel, stride=stride,
+                         expand=stage.expand, se=stage.se, residual=residual, in_size=size, index=index + i)
+        out.append(spec)
+        size = spec.out_size
+    return tuple(out)

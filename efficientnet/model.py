@@ -1,0 +1,111 @@
+"""Step 3 of 3: layer walk -> ``nn.Module``, and the public model factories.
+
+The builder takes an :class:`ArchConfig` that is already scaled; it never sees
+width or depth multipliers.  ``create_model`` and ``from_genotype`` chain the
+three steps (decode, scale, build).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from search_spaces import Genotype, resolve_genotype
+
+from .blocks import Block, ConvBNAct, Norms
+from .layout import walk
+from .scaling import coefficients, scale_arch
+from .stages import ArchConfig, stages_from_genotype
+
+
+class EfficientNet(nn.Module):
+    """Stem, blocks, head, pooling, dropout and classifier built from an ``ArchConfig``."""
+
+    def __init__(self, arch: ArchConfig, num_classes: int = 1000, dropout: float = 0.2,
+                 drop_connect_rate: float = 0.2, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
+                 same_padding: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= drop_connect_rate < 1.0:
+            raise ValueError(f"drop_connect_rate must be in [0, 1), got {drop_connect_rate}")
+        self.arch = arch
+        norms = Norms(bn_eps, bn_momentum, same_padding)
+        layers = walk(arch, resolution=1)
+        stem, body, head = layers[0], layers[1:-1], layers[-1]
+        self.stem = ConvBNAct(norms, 3, stem.out_filters, stem.kernel, stem.stride)
+        total = max(1, len(body))
+        # Stochastic depth grows linearly with the block index (reference: rate * idx / num_blocks).
+        self.blocks = nn.Sequential(*[Block(spec, norms, drop_connect_rate * spec.index / total) for spec in body])
+        self.head = ConvBNAct(norms, head.in_filters, head.out_filters, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(head.out_filters, num_classes) if num_classes else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # As torchvision: kaiming-normal fan-out convs, uniform classifier, unit BatchNorm.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / m.out_features ** 0.5
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.forward_features(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A genotype at a given width, depth and resolution: everything a model or cost needs."""
+
+    genotype: Genotype
+    width: float = 1.0
+    depth: float = 1.0
+    resolution: int = 224
+    dropout: float = 0.2
+    num_classes: int = 1000
+    stem_stride: int = 2
+
+    def arch(self) -> ArchConfig:
+        arch = scale_arch(stages_from_genotype(self.genotype), self.width, self.depth)
+        return arch if self.stem_stride == 2 else arch.with_stem_stride(self.stem_stride)
+
+
+def model_spec(name_or_genotype: str | Genotype, model: str | None = None, width: float | None = None,
+               depth: float | None = None, resolution: int | None = None, num_classes: int = 1000) -> ModelSpec:
+    """Resolve a genotype (name or string) and an optional official model name to a :class:`ModelSpec`.
+
+    ``model`` (``efficientnet-b3``) sets width, depth, resolution and dropout from the coefficient
+    table; explicit ``width``/``depth``/``resolution`` override it.
+    """
+    genotype = resolve_genotype(name_or_genotype) if isinstance(name_or_genotype, str) else name_or_genotype
+    coef = coefficients(model or "efficientnet-b0")
+    return ModelSpec(genotype=genotype, width=coef.width if width is None else width,
+                     depth=coef.depth if depth is None else depth,
+                     resolution=coef.resolution if resolution is None else resolution,
+                     dropout=coef.dropout, num_classes=num_classes)
+
+
+def build_model(spec: ModelSpec, **kwargs) -> EfficientNet:
+    """The ``nn.Module`` of a :class:`ModelSpec`; ``kwargs`` go to :class:`EfficientNet` unchanged."""
+    kwargs.setdefault("dropout", spec.dropout)
+    return EfficientNet(spec.arch(), num_classes=spec.num_classes, **kwargs)
+
+
+def create_model(name: str = "efficientnet-b0", num_classes: int = 1000, **kwargs) -> EfficientNet:
+    """An official model (``efficientnet-b0`` .. ``efficientnet-l2``) built from the ``b0`` genotype."""
+    return build_model(model_spec("b0", model=name, num_classes=num_classes), **kwargs)

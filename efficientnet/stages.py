@@ -1,0 +1,63 @@
+"""Step 1 of 3: genotype -> stage configs (the shape of Table 1 of the paper).
+
+Tan & Le 2019 (arXiv:1905.11946) Table 1 lists EfficientNet-B0 as stages of
+identical layers: operator, resolution, channels, layers.  An
+:class:`ArchConfig` is that table for any genotype, plus the stem and head.
+It carries no multipliers: scaling (``scaling.py``) returns another
+``ArchConfig`` and the builder (``model.py``) never sees width or depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+from search_spaces import Genotype
+
+STEM_FILTERS = 32
+HEAD_FILTERS = 1280
+
+
+class StageConfig(NamedTuple):
+    """A stage: ``layers`` identical layers; only the first has ``stride`` and ``in_filters``."""
+
+    op: str
+    kernel: int
+    stride: int
+    expand: int
+    in_filters: int
+    out_filters: int
+    layers: int
+    se: float
+    skip: bool
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Stem, stages and head of a network, all in absolute channel counts."""
+
+    stages: tuple[StageConfig, ...]
+    stem: int = STEM_FILTERS
+    head: int = HEAD_FILTERS
+    stem_stride: int = 2
+
+    @property
+    def num_layers(self) -> int:
+        return sum(s.layers for s in self.stages)
+
+    def with_stem_stride(self, stride: int) -> "ArchConfig":
+        if stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stride}")
+        return replace(self, stem_stride=stride)
+
+
+def stages_from_genotype(genotype: Genotype, stem: int = STEM_FILTERS, head: int = HEAD_FILTERS) -> ArchConfig:
+    """The stage table of ``genotype`` (channels chained from the stem)."""
+    stages = []
+    in_filters = stem
+    for block in genotype.blocks:
+        stages.append(StageConfig(op=block.op, kernel=block.kernel, stride=block.stride, expand=block.expand,
+                                  in_filters=in_filters, out_filters=block.filters, layers=block.layers,
+                                  se=block.se, skip=block.skip))
+        in_filters = block.filters
+    return ArchConfig(stages=tuple(stages), stem=stem, head=head)

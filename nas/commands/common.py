@@ -1,0 +1,77 @@
+"""Helpers shared by the CLI commands: model options, number parsing, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from efficientnet import COEFFICIENTS, ModelSpec, model_spec
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("genotype", metavar="NAME_OR_GENOTYPE",
+                        help="a named genotype (b0, mnasnet-a1), a TF block string or a timm arch string")
+    parser.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
+                        help="official coefficients (width, depth, resolution, dropout); default efficientnet-b0")
+    parser.add_argument("--width", type=positive_float, default=None, help="width multiplier")
+    parser.add_argument("--depth", type=positive_float, default=None, help="depth multiplier")
+    parser.add_argument("--resolution", type=positive_int, default=None, help="input resolution")
+    parser.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    return model_spec(args.genotype, model=args.model, width=args.width, depth=args.depth,
+                      resolution=args.resolution, num_classes=args.num_classes)
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f}{unit}"
+    return f"{n:g}"
