@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 from efficientnet import ModelSpec, count_arch
 from search_spaces import Genotype
 
+from .objective import ObjectiveConfig
+
 
 @runtime_checkable
 class CostModel(Protocol):
@@ -66,3 +68,15 @@ class ParamsCost:
 
     def cost(self, genotype: Genotype) -> float:
         return float(self.target.counts(genotype)[0])
+
+
+def build_cost_model(objective: ObjectiveConfig, target: TargetModel | None = None) -> CostModel:
+    """The cost model an objective asks for, on ``target`` (the deployment model)."""
+    target = target or TargetModel()
+    if objective.cost == "macs":
+        return MacsCost(target)
+    if objective.cost == "params":
+        return ParamsCost(target)
+    from .latency import LatencyCost  # the hardware-target module; torch-only, no Ray
+
+    return LatencyCost.from_table(objective.latency_table, target)

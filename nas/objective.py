@@ -23,6 +23,8 @@ class ObjectiveConfig:
     target: float = 400e6
     w: float = -0.07
     form: Literal["soft", "hard"] = "soft"
+    #: Latency lookup table (JSON written by ``nas profile``), used when ``cost`` is ``latency``.
+    latency_table: str | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.target, (int, float)) and self.target > 0 and math.isfinite(self.target)):
@@ -30,6 +32,9 @@ class ObjectiveConfig:
         if not isinstance(self.w, (int, float)) or not math.isfinite(self.w) or self.w > 0:
             raise ValueError(f"objective.w must be <= 0 (a positive w rewards bigger models), got {self.w!r}; "
                              "the paper uses -0.07")
+        if self.cost == "latency" and not self.latency_table:
+            raise ValueError("objective.latency_table is required when objective.cost is 'latency'; "
+                             "make one with `nas profile --target cpu --out lut.json`")
         if self.form not in ("soft", "hard"):
             raise ValueError(f"objective.form must be 'soft' or 'hard', got {self.form!r}")
 
