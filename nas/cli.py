@@ -16,6 +16,10 @@ import sys
 COMMANDS = (
     "nas.commands.show",
     "nas.commands.scale",
+    "nas.commands.profile",
+    "nas.commands.train_proxy",
+    "nas.commands.export",
+    "nas.commands.search",
 )
 
 

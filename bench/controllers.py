@@ -1,0 +1,158 @@
+"""Benchmark: random search vs regularized evolution vs RL on a fixed, deterministic NAS objective.
+
+    python bench/controllers.py [--samples 1000] [--seeds 10] [--parallel 1]
+
+Objective (no training, deterministic): EfficientNet's soft MnasNet reward
+``R = ACC(g) * (MACs(g) / 400e6) ** -0.07`` (Tan & Le 2019, section 4), with
+MACs the real analytical multiply-adds of the genotype at 224x224, 1000
+classes (``efficientnet.count_arch``), and ``ACC`` the accuracy surrogate:
+
+    ACC(g) = 0.80 - 0.20 * (MACs / 1e8) ** -0.5     capacity, diminishing returns
+             + sum over blocks i of block_term(i)   op / kernel / SE / skip effects
+             + sum over i of pair(i, i+1)           adjacent-block interactions
+             - 0.02 * (depth_ratio - width_ratio)^2 depth/width balance
+
+* capacity: the log-reward is maximised near 400M MACs for a typical genotype
+  (d log ACC / d log MACs = 0.07 there), so the cost term matters;
+* block_term (block i of 7, depth d = i/6 in [0, 1]):
+  SE +0.004 * (0.5 + d); kernel 5 +0.004 * (2d - 0.5) (hurts the first blocks,
+  helps the late ones); op: regular conv +0.006 * (1 - 3d) (good only early,
+  as in EfficientNetV2's fused blocks), sepconv -0.003, MBConv3 0, MBConv6
+  +0.002; no skip -0.003 * layers;
+* pair(i, i+1): a fixed table of N(0, 0.003) values over the (op, kernel)
+  choices of two adjacent blocks, drawn once from
+  ``numpy.random.default_rng(2019)`` (an NK-landscape-style epistasis term);
+* balance: depth_ratio = log(total layers / base layers), width_ratio = mean
+  of log(filters / base filters) over blocks.
+
+So the reward is no trivial function of one field: capacity trades against
+the cost term, per-block effects flip sign with depth, adjacent blocks
+interact.  Each controller runs ``--samples`` ask/tell rounds for ``--seeds``
+seeds (``--parallel N`` keeps N asks pending and tells them in a random
+order).  Printed: the median over seeds of the best reward after n samples,
+and the samples each controller needs for that median to reach random
+search's median best at ``--samples`` (the ratio to random's count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from controllers import list_controllers, make_controller  # noqa: E402
+from efficientnet import ModelSpec, count_arch  # noqa: E402
+from search_spaces import CONV_OPS, Genotype, SearchSpace, get_space  # noqa: E402
+
+TARGET_MACS = 400e6
+W = -0.07
+CHECKPOINTS = (10, 25, 50, 100, 200, 300, 500, 700, 1000)
+
+
+class Objective:
+    """The deterministic benchmark reward of the module docstring (MACs cached per genotype)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        table_rng = np.random.default_rng(2019)
+        ok = len(CONV_OPS) * 2  # (op, kernel) pairs
+        self.pairs = table_rng.normal(0.0, 0.003, size=(len(space.blocks) - 1, ok, ok))
+        self._macs: dict[Genotype, float] = {}
+
+    def macs(self, g: Genotype) -> float:
+        if g not in self._macs:
+            self._macs[g] = float(count_arch(ModelSpec(g).arch(), 224, 1000)[1])
+        return self._macs[g]
+
+    def accuracy(self, g: Genotype) -> float:
+        acc = 0.80 - 0.20 * (self.macs(g) / 1e8) ** -0.5
+        n = len(g.blocks)
+        codes = []
+        for i, (block, choices) in enumerate(zip(g.blocks, self.space.blocks)):
+            d = i / max(n - 1, 1)
+            op = CONV_OPS.index((block.op, block.expand))
+            acc += 0.004 * (0.5 + d) * (block.se > 0)
+            acc += 0.004 * (2 * d - 0.5) * (block.kernel == 5)
+            acc += (0.006 * (1 - 3 * d), -0.003, 0.0, 0.002)[op]
+            acc -= 0.003 * block.layers * (not block.skip)
+            codes.append(op * 2 + (block.kernel == 5))
+        acc += sum(self.pairs[i, codes[i], codes[i + 1]] for i in range(n - 1))
+        depth = math.log(sum(b.layers for b in g.blocks) / sum(c.base_layers for c in self.space.blocks))
+        width = float(np.mean([math.log(b.filters / c.base_filters) for b, c in zip(g.blocks, self.space.blocks)]))
+        acc -= 0.02 * (depth - width) ** 2
+        return acc
+
+    def __call__(self, g: Genotype) -> float:
+        return self.accuracy(g) * (self.macs(g) / TARGET_MACS) ** W
+
+
+def run(name: str, space: SearchSpace, objective: Objective, seed: int, samples: int, parallel: int) -> np.ndarray:
+    """Best-so-far reward after each told sample."""
+    controller = make_controller(name, space, seed=seed)
+    order = np.random.default_rng(10_000 + seed)  # the order results come back in (parallel > 1)
+    pending: list[Genotype] = []
+    best, curve, asked = -math.inf, np.empty(samples), 0
+    for n in range(samples):
+        while len(pending) < parallel and asked < samples:
+            pending.append(controller.ask())
+            asked += 1
+        g = pending.pop(int(order.integers(len(pending))) if parallel > 1 else 0)
+        reward = objective(g)
+        controller.tell(g, reward)
+        best = max(best, reward)
+        curve[n] = best
+    return curve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--parallel", type=int, default=1, help="asks kept pending (results told in random order)")
+    parser.add_argument("--space", default="mnasnet")
+    parser.add_argument("--controllers", default=",".join(["random", "evolution", "rl"]))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    names = args.controllers.split(",")
+    if "random" not in names:
+        names.insert(0, "random")
+    unknown = [n for n in names if n not in list_controllers()]
+    if unknown:
+        parser.error(f"unknown controller {unknown[0]!r}; known: {', '.join(list_controllers())}")
+    space = get_space(args.space)
+    objective = Objective(space)
+    curves, seconds = {}, {}
+    for name in names:
+        start = time.perf_counter()
+        curves[name] = np.stack([run(name, space, objective, s, args.samples, args.parallel)
+                                 for s in range(args.seeds)])
+        seconds[name] = (time.perf_counter() - start) / args.seeds
+    medians = {name: np.median(c, axis=0) for name, c in curves.items()}
+    target = medians["random"][-1]
+
+    print(f"controllers on space {space.name!r} ({space.cardinality:.2g} points); reward = ACC * (MACs/400M)^-0.07 "
+          f"(surrogate ACC, see docstring); {args.samples} samples x {args.seeds} seeds, {args.parallel} pending")
+    print("median best reward after n samples")
+    print(f"{'n':>6} " + " ".join(f"{name:>10}" for name in names))
+    for n in [c for c in CHECKPOINTS if c <= args.samples] + ([args.samples] if args.samples not in CHECKPOINTS else []):
+        print(f"{n:>6} " + " ".join(f"{medians[name][n - 1]:>10.4f}" for name in names))
+    print(f"samples to reach random's median best at {args.samples} ({target:.4f}); seeds reaching it by 300:")
+    for name in names:
+        hit = np.flatnonzero(medians[name] >= target)
+        need = int(hit[0]) + 1 if hit.size else None
+        by300 = int(np.sum(curves[name][:, min(300, args.samples) - 1] >= target))
+        ratio = f"{args.samples / need:5.2f}x fewer than random" if need else "not reached"
+        print(f"  {name:>10}: {need if need else '>' + str(args.samples):>6} samples ({ratio}); "
+              f"{by300}/{args.seeds} seeds by 300; {seconds[name]:.2f} s per run")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""``nas export``: a genotype at any width, depth and resolution as an ONNX file.
+
+``nas export GENOTYPE_OR_RUN_DIR [--model NAME | --width W --depth D --resolution R] --onnx FILE``
+builds the model (random initial weights with BatchNorm statistics calibrated on
+one random batch, or ``--weights``), exports it with
+``nas.export.export_onnx`` and, with ``--check``, runs the file in onnxruntime
+against the PyTorch outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from efficientnet import COEFFICIENTS, build_model, count_spec, model_spec
+from nas.export import (DEFAULT_OPSET, MAX_OPSET, calibrate_batchnorm, calibration_batch, check_opset,
+                        check_output_path, compare_onnx, export_onnx, load_weights)
+
+from .common import human, positive_float, positive_int, print_json
+from .scale import resolve_genotype_or_run
+
+#: Largest |onnxruntime - torch| / max(1, |logits|) that --check accepts (float32 on CPU: ~1e-6).
+CHECK_TOLERANCE = 1e-4
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a (scaled) model to ONNX",
+                       description="Build a genotype at a width, depth and resolution and write it as ONNX "
+                                   f"(opset >= {DEFAULT_OPSET}, dynamic batch, input 'input', output 'logits').")
+    p.add_argument("genotype", metavar="GENOTYPE_OR_RUN_DIR",
+                   help="b0, mnasnet-a1, a block string, or a run directory (its best.yaml genotype)")
+    p.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
+                   help="official coefficients (width, depth, resolution); default efficientnet-b0")
+    p.add_argument("--width", type=positive_float, default=None, help="width multiplier (overrides --model)")
+    p.add_argument("--depth", type=positive_float, default=None, help="depth multiplier (overrides --model)")
+    p.add_argument("--resolution", type=positive_int, default=None, help="input resolution (overrides --model)")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {DEFAULT_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="a torch.save'd state dict (or {'model': state dict}) to export instead of random weights")
+    p.add_argument("--check", action="store_true",
+                   help="run the file in onnxruntime and compare with PyTorch "
+                        f"(max abs diff <= {CHECK_TOLERANCE:g} x max(1, |logits|))")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_opset(args.opset)
+    check_output_path(args.onnx)
+    genotype = resolve_genotype_or_run(args.genotype)
+    spec = model_spec(genotype, model=args.model, width=args.width, depth=args.depth, resolution=args.resolution,
+                      num_classes=args.num_classes)
+    model = build_model(spec)
+    gen = torch.Generator().manual_seed(0)
+    calibration = torch.randn(calibration_batch(spec.resolution), 3, spec.resolution, spec.resolution, generator=gen)
+    check_inputs = torch.randn(2, 3, spec.resolution, spec.resolution, generator=gen)
+    if args.weights:
+        load_weights(model, args.weights)
+    else:  # random weights: give BatchNorm real statistics so the outputs (and --check) are not ~1e-10
+        calibrate_batchnorm(model, calibration)
+    path = export_onnx(model, args.onnx, spec.resolution, opset=args.opset)
+    params, macs = count_spec(spec)
+    info = {"onnx": str(path), "opset": args.opset, "input_shape": ["batch", 3, spec.resolution, spec.resolution],
+            "genotype": genotype.to_string(), "width": spec.width, "depth": spec.depth,
+            "resolution": spec.resolution, "num_classes": spec.num_classes, "params": params, "macs": macs,
+            "bytes": path.stat().st_size}
+    comparison = None
+    if args.check:
+        try:
+            comparison = compare_onnx(path, model, check_inputs)
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+        info["max_abs_diff"], info["max_abs_output"] = comparison
+        info["check_ok"] = comparison.scaled_diff <= CHECK_TOLERANCE
+    if args.json:
+        print_json(info)
+    else:
+        print(f"wrote {path} (opset {args.opset}, input batch x 3 x {spec.resolution} x {spec.resolution}, "
+              f"{human(info['bytes'])}B)")
+        print(f"width {spec.width:g}, depth {spec.depth:g}, params {params:,}, MACs {human(macs)}")
+        if comparison is not None:
+            print(f"onnxruntime vs PyTorch: max abs diff {comparison.max_abs_diff:.3g} on logits up to "
+                  f"{comparison.max_abs_output:.3g} ({'ok' if info['check_ok'] else 'FAILED'}, tolerance "
+                  f"{CHECK_TOLERANCE:g} x max(1, |logits|))")
+    if comparison is not None and not info["check_ok"]:
+        print(f"nas: error: onnxruntime outputs differ from PyTorch by {comparison.max_abs_diff:.3g} on logits "
+              f"up to {comparison.max_abs_output:.3g}, more than {CHECK_TOLERANCE:g} x max(1, |logits|)",
+              file=sys.stderr)
+        return 1
+    return 0

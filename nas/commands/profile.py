@@ -1,0 +1,183 @@
+"""``nas profile``: build a latency table for a device, validate it, or measure one model.
+
+    nas profile --target cpu --threads 1 --out lut.json          # table of the mnasnet space at 224
+    nas profile --validate lut.json --genotypes 20                # predicted vs measured, error and rank corr.
+    nas profile --measure b0 --target cpu --threads 1             # one model end to end (e.g. to set T)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from search_spaces import get_space, list_spaces, resolve_genotype
+
+from ..cost import TargetModel
+from .common import positive_float, positive_int, print_json, print_table
+
+log = logging.getLogger(__name__)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="latency tables for a device: build, validate, measure",
+                       description="Measure a per-layer latency lookup table on a target (PyTorch CPU, CUDA, "
+                                   "ONNX Runtime), check its predictions against end-to-end measurements, or "
+                                   "measure one model.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--out", metavar="LUT", help="build a table and write it here (.json, or .yaml)")
+    mode.add_argument("--validate", metavar="LUT", help="measure random genotypes end to end against this table")
+    mode.add_argument("--measure", metavar="NAME_OR_GENOTYPE", help="measure one genotype's model end to end")
+
+    t = p.add_argument_group("target (for --out and --measure; --validate uses the table's)")
+    t.add_argument("--target", choices=["cpu", "cuda", "onnxruntime"], default="cpu", help="runtime")
+    t.add_argument("--threads", type=positive_int, default=1, help="intra-op CPU threads")
+    t.add_argument("--batch", type=positive_int, default=1, help="batch size of a measured pass")
+    t.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="precision (cpu, cuda)")
+    t.add_argument("--device", type=_count, default=0, help="CUDA device index")
+    t.add_argument("--warmup", type=_count, default=3, help="untimed passes before each round")
+    t.add_argument("--repeats", type=positive_int, default=10, help="timed passes per round")
+    t.add_argument("--rounds", type=positive_int, default=3, help="rounds, interleaved across modules")
+    t.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall time, or the thread's CPU time (threads 1; steadier on a machine shared with other jobs)")
+    t.add_argument("--statistic", choices=["median", "min"], default="median", help="which pass time is the latency")
+    t.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin threads to CPUs")
+
+    m = p.add_argument_group("model (for --out and --measure)")
+    m.add_argument("--space", default="mnasnet", help=f"search space ({', '.join(list_spaces())})")
+    m.add_argument("--resolution", type=positive_int, default=224, help="input resolution of the target model")
+    m.add_argument("--width", type=positive_float, default=1.0, help="width multiplier of the target model")
+    m.add_argument("--depth", type=positive_float, default=1.0, help="depth multiplier of the target model")
+    m.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs")
+
+    b = p.add_argument_group("table building (--out) and validation (--validate)")
+    b.add_argument("--samples", type=positive_int, default=None,
+                   help="table only the layers of N sampled genotypes (+ B0) instead of the whole space")
+    b.add_argument("--calibrate", type=_count, default=5, help="genotypes measured end to end to calibrate the sum")
+    b.add_argument("--seed", type=_count, default=None, help="sampling seed (default 0 for --out, 1 for --validate)")
+    b.add_argument("--genotypes", type=positive_int, default=20, help="random genotypes to validate on")
+    b.add_argument("--measure-missing", action="store_true",
+                   help="--validate: measure layers the table lacks, and save them into it")
+    b.add_argument("--max-error", type=positive_float, default=None,
+                   help="--validate: exit 1 if the mean absolute relative error is above this (e.g. 0.1)")
+    b.add_argument("--table", metavar="LUT", default=None, help="--measure: also print this table's prediction")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    from ..latency import MeasureSettings
+
+    return MeasureSettings(backend=args.target, threads=args.threads, batch=args.batch, dtype=args.dtype,
+                           warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, pin=args.pin,
+                           device=args.device, clock=args.clock, statistic=args.statistic)
+
+
+def _target(args: argparse.Namespace) -> TargetModel:
+    return TargetModel(resolution=args.resolution, num_classes=args.num_classes, width=args.width, depth=args.depth)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out:
+        return _build(args)
+    if args.validate:
+        return _validate(args)
+    return _measure(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..latency import build_table
+
+    space = get_space(args.space)
+    settings, target = _settings(args), _target(args)
+    start = time.monotonic()
+    table = build_table(space, target, settings, samples=args.samples, calibrate_genotypes=args.calibrate,
+                        seed=0 if args.seed is None else args.seed)
+    path = table.save(args.out)
+    took = time.monotonic() - start
+    summary = {"table": str(path), "entries": len(table.entries), "space": space.name, "backend": settings.backend,
+               "device": table.target["device"], "threads": settings.threads, "batch": settings.batch,
+               "resolution": target.resolution, "scale": table.scale, "offset_ms": table.offset_ms,
+               "calibration_error": table.calibration.get("mean_abs_rel_error"), "seconds": round(took, 1)}
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"wrote {path}: {len(table.entries)} layers of space {space.name!r} at {target.resolution}x"
+          f"{target.resolution} on {settings.backend} ({table.target['device']}, {settings.threads} threads, "
+          f"batch {settings.batch}) in {took:.0f} s")
+    if table.calibration:
+        err = table.calibration["mean_abs_rel_error"]
+        print(f"calibration on {len(table.calibration['genotypes'])} genotypes: latency = {table.scale:.3f} x "
+              f"layer sum {table.offset_ms:+.3f} ms (fit error {100 * err:.1f}%)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ..latency import LatencyTable, validate_table, validation_genotypes
+
+    table = LatencyTable.load(args.validate)
+    genotypes = validation_genotypes(table, args.genotypes, 1 if args.seed is None else args.seed)
+    report = validate_table(table, genotypes, measure_missing=args.measure_missing)
+    if report.added_layers:
+        table.save(args.validate)
+    summary = {"table": args.validate, **report.summary(), "backend": table.settings.backend,
+               "device": table.target.get("device"), "resolution": table.model.resolution,
+               "space": table.model.space, "clock": table.settings.clock, "statistic": table.settings.statistic}
+    if args.json:
+        print_json({**summary, "rows": [{"genotype": r.genotype, "predicted_ms": r.predicted_ms,
+                                         "measured_ms": r.measured_ms, "iqr_ms": r.iqr_ms} for r in report.rows]})
+    else:
+        rows = [{"#": i, "predicted_ms": round(r.predicted_ms, 3), "measured_ms": round(r.measured_ms, 3),
+                 "iqr_ms": round(r.iqr_ms, 3), "error_%": round(100 * r.rel_error, 1)}
+                for i, r in enumerate(report.rows, start=1)]
+        print_table(rows, ["#", "predicted_ms", "measured_ms", "iqr_ms", "error_%"])
+        added = f"; measured {report.added_layers} missing layers into the table" if report.added_layers else ""
+        print(f"{len(report.rows)} genotypes of space {table.model.space!r} at {table.model.resolution}: mean abs "
+              f"relative error {100 * report.mean_abs_rel_error:.1f}% (max {100 * report.max_abs_rel_error:.1f}%), "
+              f"Spearman rank correlation {report.spearman:.3f}{added}")
+    if args.max_error is not None and report.mean_abs_rel_error > args.max_error:
+        print(f"nas: mean absolute relative error {report.mean_abs_rel_error:.3f} is above --max-error "
+              f"{args.max_error:g}")
+        return 1
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from ..latency import LatencyCost, measure_genotype
+
+    genotype = resolve_genotype(args.measure)
+    if args.table:
+        cost = LatencyCost.from_table(args.table)
+        settings, target = cost.table.settings, cost.target
+    else:
+        cost, settings, target = None, _settings(args), _target(args)
+    m = measure_genotype(genotype, target, settings)
+    measured = m.value(settings.statistic)
+    out = {"genotype": genotype.to_string(), "backend": settings.backend, "threads": settings.threads,
+           "batch": settings.batch, "dtype": settings.dtype, "resolution": target.resolution, "width": target.width,
+           "depth": target.depth, "num_classes": target.num_classes, "clock": settings.clock,
+           "statistic": settings.statistic, "latency_ms": measured, "median_ms": m.median_ms, "min_ms": m.min_ms,
+           "iqr_ms": m.iqr_ms, "stdev_ms": m.stdev_ms, "passes": m.repeats}
+    if cost is not None:
+        out["predicted_ms"] = cost.cost(genotype)
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{settings.backend} {settings.dtype}, {settings.threads} threads, batch {settings.batch}, "
+          f"{target.resolution}x{target.resolution}: {measured:.3f} ms ({settings.statistic} of {m.repeats} passes, "
+          f"{settings.clock} clock; IQR {m.iqr_ms:.3f} ms, min {m.min_ms:.3f} ms)")
+    if cost is not None:
+        err = (out["predicted_ms"] - measured) / measured
+        print(f"table {args.table} predicts {out['predicted_ms']:.3f} ms ({100 * err:+.1f}%)")
+    return 0

@@ -1,0 +1,56 @@
+"""``nas search CONFIG [--set key=value]... [--resume] [--address ADDR]``: the Ray Tune search."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import human, print_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="run an architecture search through Ray Tune",
+                       description="Run the search an experiment YAML describes, to the end. Without --address a "
+                                   "local Ray is started and stopped; results go to <output.dir>/<output.name>.")
+    p.add_argument("config", metavar="CONFIG", help="experiment YAML, or with --resume a run dir")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set budget.samples=8 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search from its run dir")
+    p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto, or ray://host:10001)")
+    p.set_defaults(func=run)
+
+
+def progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.experiment import load_experiment
+    from nas.results import CONFIG
+
+    config = Path(args.config)
+    if args.resume and config.is_dir():
+        config = config / CONFIG
+    experiment = load_experiment(config, args.overrides)  # every config mistake stops here, before Ray
+
+    from nas.driver import run_search
+
+    print(f"search: space {experiment.space}, controller {experiment.controller.name}, "
+          f"{experiment.budget.samples} trials, {experiment.resources.max_concurrent} at a time -> "
+          f"{experiment.run_dir}", flush=True)
+    outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
+    print(f"\ndone: {outcome.trials} trials ({outcome.failed} failed) in {outcome.run_dir}")
+    if outcome.pareto:
+        print("Pareto front (accuracy vs MACs):")
+        print_table([{"trial": r["trial_id"], "accuracy": round(r["accuracy"], 4), "MACs": human(r["macs"]),
+                      "params": human(r["params"]), "reward": round(r["reward"], 4)} for r in outcome.pareto],
+                    ["trial", "accuracy", "MACs", "params", "reward"])
+    if outcome.best is None:
+        print("no trial finished successfully; see trials.jsonl for the reasons", file=sys.stderr)
+        return 1
+    b = outcome.best
+    print(f"best: reward {b['reward']:.4f}, accuracy {b['accuracy']:.4f}, MACs {human(b['macs'])}, "
+          f"params {human(b['params'])}\n  {b['genotype']}\nwritten: best.yaml, trials.jsonl, pareto.csv, "
+          f"pareto.png, config.yaml, tensorboard/ (tensorboard --logdir {outcome.run_dir})")
+    return 0

@@ -1,0 +1,98 @@
+"""``nas train-proxy``: one proxy trial outside Ray -- train, evaluate, cost and reward of a genotype."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from nas.cost import TargetModel
+from nas.data import DataConfig
+from nas.objective import ObjectiveConfig
+from nas.proxy import ProxyConfig
+from nas.trial import TrialResult, run_trial
+from search_spaces import resolve_genotype
+
+from .common import human, print_json, print_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """The sections of an experiment YAML that one trial uses (other top-level sections are ignored)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    target: TargetModel = field(default_factory=TargetModel)
+
+
+def load_trial_config(path: str | None, overrides: list[str]) -> TrialConfig:
+    """Read ``path`` (or the defaults), apply ``--set`` overrides, keep the trial sections, type-check."""
+    known = tuple(TrialConfig.__dataclass_fields__)
+    for item in overrides:
+        section = item.split("=", 1)[0].strip().split(".", 1)[0]
+        if section not in known:
+            raise ConfigError(f"--set {item!r}: unknown section {section!r}; a trial uses "
+                              f"{', '.join(known)} (e.g. --set proxy.epochs=3)")
+    raw = load_yaml(path) if path else {}
+    apply_overrides(raw, overrides)
+    sections = {f: raw.pop(f) for f in known if f in raw}
+    if raw:
+        log.info("ignoring sections not used by one trial: %s", ", ".join(map(str, raw)))
+    return from_dict(TrialConfig, sections)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-proxy", help="train one genotype on the proxy task and print its result",
+                       description="Run one proxy trial outside Ray: build the proxy network of a genotype, "
+                                   "train and evaluate it on the held-out split, compute the target "
+                                   "model's cost and the reward.  Exit 0 when the trial is ok, 1 when it "
+                                   "failed (the reason is printed).")
+    p.add_argument("genotype", metavar="GENOTYPE",
+                   help="a named genotype (b0, mnasnet-a1), a TF block string or a timm arch string")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="YAML with sections data, proxy, objective, target (an experiment file works too; "
+                        "its other sections are ignored)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a setting, e.g. --set proxy.epochs=3 --set data.kind=npz (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.set_defaults(func=run)
+
+
+def _progress(metrics: dict) -> None:
+    print(f"epoch {metrics['epoch']:>3}  loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.4f}  "
+          f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
+
+
+def print_result(result: TrialResult) -> None:
+    rows = [
+        ("genotype", result.genotype), ("status", result.status), ("reason", result.reason or "-"),
+        ("accuracy", f"{result.accuracy:.4f}"), ("reward", f"{result.reward:.4f}"),
+        ("params (target)", f"{result.params:,} ({human(result.params)})"),
+        ("MACs (target)", f"{result.macs:,} ({human(result.macs)})"), ("cost", f"{result.cost:.6g}"),
+        ("proxy params", f"{result.proxy_params:,}"), ("proxy MACs", f"{result.proxy_macs:,}"),
+        ("epochs", result.epochs), ("wall s", f"{result.wall_s:.1f}"), ("images/s", f"{result.images_per_s:.0f}"),
+    ]
+    print_table([{"field": k, "value": v} for k, v in rows], ["field", "value"])
+    if result.history:
+        print()
+        print_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
+                     for h in result.history], ["epoch", "loss", "accuracy", "lr", "images_per_s", "train_s"])
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_trial_config(args.config, args.overrides)
+    genotype = resolve_genotype(args.genotype)
+    log.debug("trial config: %s", to_dict(cfg))
+    on_epoch = None if (args.json or args.quiet) else _progress
+    result = run_trial(genotype, cfg.proxy, cfg.data, cfg.objective, cfg.target, on_epoch=on_epoch)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print_result(result)
+    return 0 if result.ok else 1

@@ -1,0 +1,184 @@
+"""ONNX export of any (scaled) EfficientNet-style model, and an onnxruntime cross-check.
+
+Uses PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``):
+torch >= 2.9 defaults to the ``torch.export`` exporter, which needs the separate
+``onnxscript`` package; the TorchScript path needs nothing beyond torch and
+handles every op of the network (conv, BatchNorm, SiLU, sigmoid, mean, linear).
+The graph is exported in eval mode (BatchNorm running statistics, no dropout or
+stochastic depth) with input ``input`` of shape ``(batch, 3, R, R)`` and output
+``logits``; the batch axis is dynamic, the resolution is fixed (the model's
+resolution is part of its specification).
+
+``compare_onnx`` runs the file in onnxruntime (a test extra, imported lazily)
+and returns the largest absolute difference from the PyTorch outputs and the
+largest logit.  A freshly initialised network in eval mode has logits of ~1e-10
+(kaiming fan-out init shrinks activations ~30x a stage under unit BatchNorm
+statistics), so ``calibrate_batchnorm`` first sets the statistics from a random
+batch to make such a check mean something.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+LOG = logging.getLogger(__name__)
+
+MIN_OPSET = 17
+#: The TorchScript exporter's newest opset (20 in torch 2.9 - 2.13).
+try:
+    from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as MAX_OPSET
+except ImportError:  # older torch: its exporter stops at opset 17 - 20; 17 is safe everywhere
+    MAX_OPSET = MIN_OPSET
+DEFAULT_OPSET = 17
+#: torch >= 2.5 chooses the exporter with ``dynamo``; older versions only have the TorchScript one.
+_TORCHSCRIPT = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def check_opset(opset: int) -> int:
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must be an integer in [{MIN_OPSET}, {MAX_OPSET}] (the TorchScript exporter "
+                         f"of torch {torch.__version__} stops at {MAX_OPSET}), got {opset!r}; "
+                         f"use --opset {DEFAULT_OPSET}")
+    return opset
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a Path, if it can be written as a file: not a directory, in an existing folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"ONNX path {str(path)!r} is a directory; give a file name such as model.onnx")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder {str(path.parent)!r} of the ONNX file does not exist; create it first")
+    return path
+
+
+def export_onnx(model: nn.Module, path: str | Path, resolution: int, opset: int = DEFAULT_OPSET,
+                dynamic_batch: bool = True, in_channels: int = 3) -> Path:
+    """Write ``model`` (in eval mode) to ``path`` as ONNX; returns the path.
+
+    The model's train/eval mode is restored afterwards.  The folder of ``path``
+    must exist.
+    """
+    check_opset(opset)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    path = check_output_path(path)
+    dummy = torch.zeros(1, in_channels, resolution, resolution)
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter announces its own deprecation on every call.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            # TF-"SAME" padding reads the input size while tracing: a constant, as the resolution is fixed.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(model, (dummy,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
+                              **_TORCHSCRIPT)
+    finally:
+        model.train(was_training)
+    LOG.info("exported %s (opset %d, input %dx%dx%d, %d bytes)", path, opset, in_channels, resolution,
+             resolution, path.stat().st_size)
+    return path
+
+
+def onnx_session(path: str | Path):
+    """An onnxruntime CPU session for ``path`` (onnxruntime is imported here, on demand)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("checking an ONNX file needs onnxruntime: pip install onnxruntime "
+                          "(or pip install -e '.[test]')") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class OnnxComparison(NamedTuple):
+    """onnxruntime against PyTorch on the same inputs."""
+
+    max_abs_diff: float
+    max_abs_output: float
+
+    @property
+    def scaled_diff(self) -> float:
+        """``max_abs_diff / max(1, max_abs_output)``: the difference relative to logits larger than 1."""
+        return self.max_abs_diff / max(1.0, self.max_abs_output)
+
+
+def compare_onnx(path: str | Path, model: nn.Module, inputs: torch.Tensor) -> OnnxComparison:
+    """Run ``inputs`` through the ONNX file (onnxruntime, CPU) and ``model`` (eval mode) and compare."""
+    session = onnx_session(path)
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: inputs.detach().cpu().numpy().astype("float32")})[0]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            want = model(inputs).detach().cpu().numpy()
+    finally:
+        model.train(was_training)
+    if got.shape != want.shape:
+        raise ValueError(f"ONNX output shape {got.shape} differs from the PyTorch output shape {want.shape}")
+    return OnnxComparison(float(abs(got - want).max()), float(abs(want).max()))
+
+
+def calibrate_batchnorm(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to those of ``inputs`` (one forward pass, no gradients).
+
+    At its initialisation (kaiming fan-out, as torchvision) an EfficientNet in eval
+    mode shrinks activations by ~30x a stage, so its logits are ~1e-10 and an
+    export check on them proves nothing; with calibrated statistics they are O(1).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in norms]
+    was_training = model.training
+    try:
+        model.train()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: after one batch, exactly its statistics
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for m, (momentum, _) in zip(norms, saved):
+            m.momentum = momentum
+        model.train(was_training)
+
+
+def calibration_batch(resolution: int, samples: int = 1024, low: int = 8, high: int = 256) -> int:
+    """Images needed so the last (stride-32) feature map gives ``samples`` values per channel, in [low, high].
+
+    Few samples leave some deep channels with a near-zero variance estimate, and
+    the calibrated network then amplifies new inputs into logits of ~100.
+    """
+    final = -(-resolution // 32)
+    return max(low, min(high, -(-samples // (final * final))))
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict (or a checkpoint dict with a ``model`` state dict) saved by ``torch.save``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict (or a dict with key 'model'), got {type(state).__name__}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ValueError(f"{path}: weights do not fit this model ({' '.join(lines[:2])}); export the "
+                         "genotype, width, depth and number of classes the weights were trained with") from None

@@ -1,0 +1,197 @@
+"""How latency is measured: settings, the measurement record, threads and pinning.
+
+MnasNet (Tan et al. 2019, arXiv:1807.11626, section 3) optimises latency
+measured on the target device rather than a proxy such as FLOPs.  The targets
+(``nas.latency.targets``) time one forward pass of a batch:
+
+* ``cpu``: PyTorch eager on the CPU, ``torch.inference_mode()``, eval mode, a
+  fixed intra-op thread count (``torch.set_num_threads``, restored after).
+* ``cuda``: PyTorch on a CUDA device, timed with CUDA events around every
+  forward pass after a warm-up (fp32 or bf16).  The events time the GPU
+  stream from the first to the last kernel of the pass, so launch gaps of a
+  launch-bound model (batch 1) are included, as a user would see them.
+* ``onnxruntime``: the module exported with the TorchScript ONNX exporter
+  (``dynamo=False``: the dynamo exporter needs ``onnxscript``) and run by ONNX
+  Runtime's CPU execution provider with ``intra_op_num_threads`` threads,
+  sequential execution, all graph optimisations.
+
+A measurement is ``rounds`` rounds of ``warmup`` untimed passes then
+``repeats`` timed passes; when many modules are measured (a table's layers, a
+validation's models) the rounds are interleaved -- round 1 of every module,
+then round 2 of every module... -- so that a burst of load from another job
+slows one round of many modules rather than every pass of one.  The timings
+of all rounds are reported as median, minimum, interquartile range and
+standard deviation.  The
+latency a table uses is the median (``statistic: median``, ignores the
+occasional slow pass) or the minimum (``statistic: min``: on a machine shared
+with other jobs most passes are slowed by time-slicing, and the fastest pass is
+the steadiest estimate of the unshared latency, as ``timeit`` advises).
+
+Clock: ``wall`` (default) times what a user waits for.  On a machine shared
+with other jobs, wall time of a long pass includes the time the scheduler gave
+the core to someone else, which a short isolated layer mostly escapes, so
+tables and whole models are skewed differently; ``clock: cpu`` times the
+measuring thread's CPU time (``time.thread_time_ns``) instead, which leaves
+that out.  It needs ``threads: 1`` (with one intra-op thread both PyTorch and
+ONNX Runtime compute on the calling thread) and is for CPU targets only.
+
+Denormals: a randomly initialised network fed random data produces
+subnormal floats (tiny SE/SiLU intermediates), which x86 CPUs process up to
+100x slower, so a layer's time would depend on its random weights.  The CPU
+targets flush them to zero while measuring (``torch.set_flush_denormal``,
+ONNX Runtime's ``session.set_denormal_as_zero``), as deployment runtimes do;
+the torch flag is set back to its default (off) after.
+
+Thread pinning: on Linux (``os.sched_setaffinity``) the CPU targets pin every
+thread of the process to the first ``threads`` CPUs the process may use, for
+the duration of the measurement, and restore each thread's affinity after.
+Threads created meanwhile (OpenMP, ONNX Runtime's pool) inherit the pinning.
+Where the platform has no affinity call (macOS, Windows) nothing is pinned and
+the table records ``pinned_cpus: null``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("cpu", "cuda", "onnxruntime")
+DTYPES = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How latency is measured: the target runtime, threads, batch, precision and repetitions.
+
+    ``threads`` is the intra-op thread count of the CPU targets (MnasNet measured
+    one big core of a phone, hence the default 1); ``device`` is the CUDA device
+    index; ``pin`` pins the CPU threads where the platform allows; ``clock`` is
+    wall time or the thread's CPU time (for a shared machine); ``statistic`` is
+    which figure of the timed passes is the latency (median, or min).
+    """
+
+    backend: Literal["cpu", "cuda", "onnxruntime"] = "cpu"
+    threads: int = 1
+    batch: int = 1
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    warmup: int = 3
+    repeats: int = 10
+    rounds: int = 3
+    pin: bool = True
+    device: int = 0
+    clock: Literal["wall", "cpu"] = "wall"
+    statistic: Literal["median", "min"] = "median"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.statistic not in ("median", "min"):
+            raise ValueError(f"statistic must be 'median' or 'min', got {self.statistic!r}")
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"clock must be 'wall' or 'cpu', got {self.clock!r}")
+        if self.clock == "cpu" and (self.backend == "cuda" or self.threads != 1):
+            raise ValueError(f"clock 'cpu' times the calling thread's CPU time, so it needs a CPU target with "
+                             f"threads=1 (got backend={self.backend!r}, threads={self.threads}); use clock 'wall'")
+        if self.backend == "onnxruntime" and self.dtype != "fp32":
+            raise ValueError(f"the onnxruntime target measures fp32 only, got dtype={self.dtype!r}; "
+                             "use dtype fp32, or the cuda/cpu target for bf16")
+        for name, low in (("threads", 1), ("batch", 1), ("warmup", 0), ("repeats", 1), ("rounds", 1),
+                          ("device", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Latency of one forward pass of a batch, in milliseconds: median and spread over the repeats."""
+
+    median_ms: float
+    iqr_ms: float
+    stdev_ms: float
+    min_ms: float
+    repeats: int
+
+    @classmethod
+    def from_times(cls, times_ms: list[float] | np.ndarray) -> "Measurement":
+        t = np.asarray(times_ms, dtype=float)
+        if t.size == 0 or not np.all(np.isfinite(t)):
+            raise ValueError(f"need finite timings, got {t!r}")
+        q1, med, q3 = np.percentile(t, [25, 50, 75])
+        return cls(float(med), float(q3 - q1), float(t.std(ddof=1)) if t.size > 1 else 0.0, float(t.min()),
+                   int(t.size))
+
+    def value(self, statistic: str = "median") -> float:
+        """The latency (ms) by ``statistic``: ``median`` or ``min``."""
+        return self.min_ms if statistic == "min" else self.median_ms
+
+    def to_dict(self) -> dict:
+        return {"ms": round(self.median_ms, 6), "iqr_ms": round(self.iqr_ms, 6), "stdev_ms": round(self.stdev_ms, 6),
+                "min_ms": round(self.min_ms, 6), "repeats": self.repeats}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Measurement":
+        return cls(float(data["ms"]), float(data.get("iqr_ms", 0.0)), float(data.get("stdev_ms", 0.0)),
+                   float(data.get("min_ms", data["ms"])), int(data.get("repeats", 0)))
+
+
+# -- threads and pinning ---------------------------------------------------------------------------------
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+def pinned_cpus(threads: int) -> list[int] | None:
+    """The CPUs a measurement with ``threads`` threads is pinned to; None where pinning is unsupported."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        log.warning("%d threads asked for but this process may use only %d CPUs (%s): threads will share CPUs",
+                    threads, len(allowed), allowed)
+    return allowed[:threads]
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int, pin: bool = True) -> Iterator[list[int] | None]:
+    """Run the body with ``threads`` torch intra-op threads, pinned to as many CPUs where possible.
+
+    Denormals are flushed to zero meanwhile (see the module docstring).
+    Yields the pinned CPU list (None when not pinned).  Restores the thread
+    count and every thread's previous affinity on exit.
+    """
+    old_threads = torch.get_num_threads()
+    saved: dict[int, set[int]] = {}
+    cpus = pinned_cpus(threads) if pin else None
+    torch.set_num_threads(threads)
+    flushing = torch.set_flush_denormal(True)
+    try:
+        if cpus is not None:
+            for tid in _thread_ids():
+                try:
+                    saved[tid] = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, cpus)
+                except OSError:  # the thread ended meanwhile, or the platform refuses
+                    continue
+        yield cpus
+    finally:
+        for tid, mask in saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
+        torch.set_num_threads(old_threads)
+        if flushing:
+            torch.set_flush_denormal(False)

@@ -1,0 +1,141 @@
+"""Run-dir outputs of a search, written so that a crash loses nothing already finished.
+
+* ``trials.jsonl``: one JSON line per finished trial, appended and fsync'ed as
+  each trial ends (the source of truth; a resumed run skips trial ids already
+  there);
+* ``best.yaml``: the best genotype (TF block strings, timm string) with its
+  reward, accuracy, MACs and params;
+* ``pareto.csv`` / ``pareto.png``: the front of held-out accuracy against MACs;
+* ``config.yaml``: the resolved experiment (written by the driver).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from search_spaces import Genotype
+
+TRIALS = "trials.jsonl"
+BEST = "best.yaml"
+PARETO_CSV = "pareto.csv"
+PARETO_PNG = "pareto.png"
+CONFIG = "config.yaml"
+
+FIELDS = ("trial_id", "index", "genotype", "status", "reason", "reward", "accuracy", "macs", "params",
+          "cost", "epochs", "wall_s")
+
+
+def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
+    """Append one trial row and make it durable before returning."""
+    path = Path(run_dir) / TRIALS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_trials(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of ``trials.jsonl``, first record of each trial id kept; a torn last line is skipped."""
+    path = Path(run_dir) / TRIALS
+    if not path.is_file():
+        return []
+    rows, seen = [], set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("trial_id") in seen:
+            continue
+        seen.add(row.get("trial_id"))
+        rows.append(row)
+    return rows
+
+
+def ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status") in ("ok", "stopped") and _finite(r.get("reward"))]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def best_row(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    good = ok_rows(rows)
+    return max(good, key=lambda r: r["reward"]) if good else None
+
+
+def pareto_front(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials not dominated in (higher accuracy, fewer MACs), sorted by MACs."""
+    good = sorted(ok_rows(rows), key=lambda r: (r["macs"], -r["accuracy"]))
+    front, best_acc = [], -math.inf
+    for row in good:
+        if row["accuracy"] > best_acc:
+            front.append(row)
+            best_acc = row["accuracy"]
+    return front
+
+
+def write_best(run_dir: Path, row: dict[str, Any]) -> None:
+    genotype = Genotype.from_string(row["genotype"])
+    doc = {"genotype": row["genotype"], "blocks": genotype.to_strings(), "timm": genotype.to_timm(),
+           "reward": row["reward"], "accuracy": row["accuracy"], "macs": row["macs"], "params": row["params"],
+           "cost": row.get("cost"), "trial_id": row["trial_id"]}
+    _atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))
+
+
+def write_pareto(run_dir: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    front = pareto_front(rows)
+    path = Path(run_dir) / PARETO_CSV
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["trial_id", "accuracy", "macs", "params", "reward", "genotype"],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(front)
+    os.replace(tmp, path)
+    _plot_pareto(Path(run_dir) / PARETO_PNG, ok_rows(rows), front)
+    return front
+
+
+def _plot_pareto(path: Path, rows: list[dict[str, Any]], front: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter([r["macs"] / 1e6 for r in rows], [r["accuracy"] for r in rows], s=14, alpha=0.5, label="trials")
+    ax.plot([r["macs"] / 1e6 for r in front], [r["accuracy"] for r in front], "o-", color="C3", label="Pareto front")
+    ax.set_xlabel("MACs of the target model (M)")
+    ax.set_ylabel("proxy held-out accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_summary(run_dir: Path) -> dict[str, Any]:
+    """best.yaml and the Pareto files from trials.jsonl; returns counts and the best row."""
+    rows = read_trials(run_dir)
+    best = best_row(rows)
+    if best is not None:
+        write_best(run_dir, best)
+    front = write_pareto(run_dir, rows) if ok_rows(rows) else []
+    failed = sum(1 for r in rows if r.get("status") == "failed")
+    return {"trials": len(rows), "failed": failed, "best": best, "pareto": front}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

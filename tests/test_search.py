@@ -1,0 +1,110 @@
+"""The Ray Tune search end to end, in one local Ray started once for this module."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+import yaml
+
+from nas import results
+from nas.driver import run_search
+from nas.experiment import load_experiment
+from search_helpers import event_tags, small
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(tmp_path_factory):
+    import sys
+
+    import ray
+    from ray import cloudpickle
+
+    # The trial functions below travel to Ray's workers by value (tests/ is not on their path).
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # One fake GPU: Ray schedules GPU fractions on it (CUDA_VISIBLE_DEVICES is set per trial).
+    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_search_writes_every_output(tmp_path):
+    exp = load_experiment(data=small(tmp_path))
+    lines = []
+    outcome = run_search(exp, progress=lines.append)
+    rows = results.read_trials(outcome.run_dir)
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["macs"] > 0 and r["params"] > 0 for r in rows)
+    best = yaml.safe_load((outcome.run_dir / "best.yaml").read_text())
+    assert best["reward"] == max(r["reward"] for r in rows)
+    assert set(best) >= {"genotype", "blocks", "timm", "reward", "accuracy", "macs", "params"}
+    assert (outcome.run_dir / "pareto.csv").read_text().startswith("trial_id,accuracy,macs")
+    assert (outcome.run_dir / "pareto.png").stat().st_size > 1000
+    assert yaml.safe_load((outcome.run_dir / "config.yaml").read_text())["space"] == "tiny"
+    assert len(lines) == 6 and lines[-1].startswith("[6/6]")
+    # TensorBoard: search-level scalars and per-trial curves.
+    tags = event_tags(outcome.run_dir / "tensorboard")
+    assert {"search/reward", "search/best_reward", "search/accuracy", "search/macs"} <= tags
+    trial_tags = event_tags(outcome.run_dir) - tags
+    assert any(t.endswith("accuracy") for t in trial_tags), trial_tags
+
+
+def test_rl_controller_logs_policy_scalars(tmp_path):
+    cfg = small(tmp_path, controller={"name": "rl", "seed": 1, "settings": {"update_every": 2}},
+                budget={"samples": 4})
+    outcome = run_search(load_experiment(data=cfg))
+    assert outcome.trials == 4
+    tags = event_tags(outcome.run_dir / "tensorboard")
+    assert any(t.startswith("controller/") and "entropy" in t for t in tags), tags
+
+
+def _raise_on_wide(genotype, experiment, on_epoch):
+    if genotype.blocks[-1].filters == 32:
+        raise RuntimeError(f"boom for {genotype.blocks[-1].filters} filters")
+    on_epoch({"epoch": 0, "accuracy": 0.5, "loss": 1.0})
+    return {"status": "ok", "reason": "", "reward": 0.5, "accuracy": 0.5, "macs": 1e6, "params": 1000}
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    exp = load_experiment(data=small(tmp_path, controller={"name": "random", "seed": 3},
+                                     budget={"samples": 8}))
+    outcome = run_search(exp, trial_fn=_raise_on_wide)
+    rows = results.read_trials(outcome.run_dir)
+    assert len(rows) == 8
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and len(failed) < 8
+    assert all("boom for 32 filters" in r["reason"] for r in failed)
+    assert outcome.best is not None
+
+
+def _sleepy(genotype, experiment, on_epoch):
+    start = time.time()
+    time.sleep(1.5)
+    return {"status": "ok", "reason": "", "reward": 0.1, "accuracy": 0.1, "macs": 1e6, "params": 1,
+            "start": start, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+
+def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
+    cfg = small(tmp_path, controller={"name": "random", "seed": 0}, budget={"samples": 8},
+                resources={"cpus_per_trial": 0.25, "gpus_per_trial": 0.25, "max_concurrent": 8})
+    outcome = run_search(load_experiment(data=cfg), trial_fn=_sleepy)
+    spans = []
+    for trial_dir in outcome.run_dir.iterdir():
+        result_file = trial_dir / "result.json"
+        if result_file.is_file():
+            last = [json.loads(line) for line in result_file.read_text().splitlines()][-1]
+            spans.append((last["start"], last["end"], last["gpus"]))
+    assert len(spans) == 8
+    events = sorted([(s, 1) for s, _, _ in spans] + [(e, -1) for _, e, _ in spans])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 4, f"expected 4 trials at a time on one GPU, saw {peak}"
+    assert {g for _, _, g in spans} == {"0"}
