@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         hit = np.flatnonzero(medians[name] >= target)
         need = int(hit[0]) + 1 if hit.size else None
         by300 = int(np.sum(curves[name][:, min(300, args.samples) - 1] >= target))
-        ratio = f"{args.samples / need:5.2f}x fewer than random" if need else "not reached"
+        if name == "random":
+            ratio = "the reference"
+        else:
+            ratio = f"{args.samples / need:5.2f}x fewer than random" if need else "not reached"
         print(f"  {name:>10}: {need if need else '>' + str(args.samples):>6} samples ({ratio}); "
               f"{by300}/{args.seeds} seeds by 300; {seconds[name]:.2f} s per run")
     return 0

@@ -185,7 +185,7 @@ class Controller(abc.ABC):
             raise ValueError(f"the state was saved with settings {key}={saved.get(key)!r}, this controller has "
                              f"{key}={mine.get(key)!r}; build the controller with the saved settings")
         self.seed = int(state["seed"])
-        self._rng = np.random.default_rng()
+        self._rng = np.random.default_rng(self.seed)
         self._rng.bit_generator.state = _copy(state["rng"])
         self._next_ticket = int(state["next_ticket"])
         self._pending = {}

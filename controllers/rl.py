@@ -24,7 +24,8 @@ summed over decisions).  With ``normalize`` the batch advantages are divided by
 their root mean square, which makes ``lr`` independent of the reward scale.
 
 Failed trials (reward None/NaN/inf): with ``failed_reward=None`` (default)
-they are skipped — they count toward ``update_every`` but add no sample;
+they are skipped — they count toward ``update_every`` but add no sample
+(an update whose K trials all failed is skipped);
 with a number they are learned from as that reward (e.g. 0.0).
 
 Under a constraint, policy samples are rejected until the cost fits; the kept
@@ -54,11 +55,11 @@ class RLSettings:
 
     algorithm: Literal["ppo", "reinforce"] = "ppo"
     hidden: int = 64
-    lr: float = 0.01
+    lr: float = 0.003
     update_every: int = 10
     ppo_epochs: int = 4
     clip: float = 0.2
-    entropy: float = 0.0
+    entropy: float = 0.01
     baseline_decay: float = 0.95
     normalize: bool = True
     failed_reward: float | None = None
@@ -125,8 +126,10 @@ class RLController(Controller):
             decay = self.settings.baseline_decay
             self._baseline = decay * self._baseline + (1.0 - decay) * reward
             self._buffer.append((list(info["decisions"]), float(info["logp"]), advantage))
-        if self._since_update >= self.settings.update_every and self._buffer:
-            self._update()
+        if self._since_update >= self.settings.update_every:
+            if self._buffer:
+                self._update()
+            self._since_update = 0  # K trials that all failed: nothing to learn, count the next K
 
     def _update(self) -> None:
         s = self.settings
@@ -155,7 +158,6 @@ class RLController(Controller):
                           "clip_fraction": float(((ratio - 1.0).abs() > s.clip).float().mean())}
         self._updates += 1
         self._buffer = []
-        self._since_update = 0
 
     # -- logging and state ----------------------------------------------------
     def _core_stats(self) -> dict[str, float]:

@@ -16,6 +16,7 @@ import sys
 COMMANDS = (
     "nas.commands.show",
     "nas.commands.scale",
+    "nas.commands.scale_search",
     "nas.commands.profile",
     "nas.commands.train_proxy",
     "nas.commands.export",

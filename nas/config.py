@@ -114,7 +114,8 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
-        raise ConfigError(f"{_join(path, key)}: unknown key; allowed keys here: {', '.join(fields)}")
+        allowed = ", ".join(fields) or "none (this section takes no keys)"
+        raise ConfigError(f"{_join(path, key)}: unknown key; allowed keys here: {allowed}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(value, hints[name], _join(path, name))

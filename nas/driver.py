@@ -22,6 +22,7 @@ back from the searcher checkpoint, unfinished trials run again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -61,6 +62,21 @@ def proxy_trial(genotype: Genotype, experiment: Experiment, on_epoch: Callable[[
                      on_epoch=on_epoch).to_dict()
 
 
+SCALE_KEY = "scale"
+
+
+def scaled_experiment(experiment: Experiment, alpha: float, beta: float, gamma: float) -> Experiment:
+    """EfficientNet's step-1 candidate: depth x alpha, width x beta, resolution x gamma on proxy AND target."""
+    from efficientnet.compound import round_resolution
+
+    p, t = experiment.proxy, experiment.target
+    proxy = dataclasses.replace(p, depth=p.depth * alpha, width=p.width * beta,
+                                resolution=round_resolution(p.resolution * gamma))
+    target = dataclasses.replace(t, depth=t.depth * alpha, width=t.width * beta,
+                                 resolution=round_resolution(t.resolution * gamma))
+    return dataclasses.replace(experiment, proxy=proxy, target=target)
+
+
 @lru_cache(maxsize=8)
 def _cost_model(objective, target):
     """One cost model per worker process and target (a latency table is read once)."""
@@ -75,6 +91,9 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
     torch.set_num_threads(threads)
     genotype = Genotype.from_string(config[GENOTYPE_KEY])
     fn = trial_fn or proxy_trial
+    scale = config.get(SCALE_KEY)
+    if scale:
+        experiment = scaled_experiment(experiment, **scale)
 
     cost = _cost_model(experiment.objective, experiment.target).cost(genotype)
 
@@ -85,7 +104,7 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
                      "status": "running", "done": False})
 
     result = fn(genotype, experiment, on_epoch)
-    tune.report({**result, "node_id": ray.get_runtime_context().get_node_id(), "done": True})
+    tune.report({**result, **(scale or {}), "node_id": ray.get_runtime_context().get_node_id(), "done": True})
 
 
 class Recorder(Callback):
@@ -95,7 +114,7 @@ class Recorder(Callback):
     writers are opened lazily, so the unpickled copy works the same.
     """
 
-    def __init__(self, run_dir: Path, total: int, searcher: ControllerSearcher,
+    def __init__(self, run_dir: Path, total: int, searcher: ControllerSearcher | None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.total = total
@@ -134,9 +153,9 @@ class Recorder(Callback):
         if status == "ok" and last.get("status") == "failed":
             status, reason = "failed", last.get("reason", "")
         row = {"trial_id": trial.trial_id, "index": len(self.rows), "genotype": trial.config.get(GENOTYPE_KEY),
-               "status": status, "reason": reason}
+               "status": status, "reason": reason, **(trial.config.get(SCALE_KEY) or {})}
         for key in ("reward", "accuracy", "macs", "params", "cost", "epochs", "wall_s", "epoch",
-                    "images_per_s", "proxy_params", "proxy_macs", "node_id"):
+                    "images_per_s", "proxy_params", "proxy_macs", "node_id", "alpha", "beta", "gamma"):
             if key in last and key not in row:
                 row[key] = last[key]
         if status == "stopped" and "epochs" not in row:
@@ -157,7 +176,8 @@ class Recorder(Callback):
             writer.add_scalar("search/accuracy", row.get("accuracy", 0.0), index)
             writer.add_scalar("search/macs", row.get("macs", 0), index)
         writer.add_scalar("search/failed", sum(r["status"] == "failed" for r in self.rows), index)
-        stats = self.searcher.controller.stats() if hasattr(self.searcher.controller, "stats") else {}
+        controller = getattr(self.searcher, "controller", None)
+        stats = controller.stats() if hasattr(controller, "stats") else {}
         for key, value in stats.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 writer.add_scalar(f"controller/{key}", value, index)
@@ -183,13 +203,21 @@ class Recorder(Callback):
 
 
 def _error_reason(trial) -> str:
-    try:
-        error = trial.get_error()
-    except Exception:  # noqa: BLE001 - the reason is informational
-        error = None
-    text = str(error) if error is not None else "the trial raised"
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else "the trial raised"
+    """The last ``SomeError: message`` line of the trial's error trace (what the user needs first)."""
+    text = None
+    for read in (trial.get_error, lambda: Path(trial.error_file).read_text() if trial.error_file else None):
+        try:
+            text = read()
+        except Exception as err:  # noqa: BLE001 - the reason is informational
+            logger.debug("could not read the error of trial %s: %s", trial.trial_id, err)
+        if text:
+            break
+    lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Interrupt")) and " " not in head:
+            return line[:500]
+    return lines[-1][:500] if lines else "the trial raised (no error trace was stored)"
 
 
 @dataclass
@@ -232,8 +260,14 @@ def _start_ray(experiment: Experiment, address: str | None) -> bool:
 
 
 def run_search(experiment: Experiment, resume: bool = False, address: str | None = None,
-               progress: Callable[[str], None] | None = None, trial_fn: TrialFn | None = None) -> SearchOutcome:
-    """Run (or resume) the search of ``experiment`` to the end; returns where and what it found."""
+               progress: Callable[[str], None] | None = None, trial_fn: TrialFn | None = None,
+               grid: list[dict] | None = None, genotype: Genotype | None = None) -> SearchOutcome:
+    """Run (or resume) the search of ``experiment`` to the end; returns where and what it found.
+
+    Default: the experiment's controller proposes ``budget.samples`` genotypes.  With ``grid``
+    (a list of ``{"alpha", "beta", "gamma"}``) and ``genotype``, every grid point scales that one
+    genotype instead (EfficientNet's compound-coefficient grid search), no controller involved.
+    """
     run_dir = experiment.run_dir
     storage = experiment.output.storage or str(run_dir.parent)
     exp_path = f"{storage.rstrip('/')}/{experiment.output.name}"
@@ -254,8 +288,16 @@ def run_search(experiment: Experiment, resume: bool = False, address: str | None
             tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         else:
-            searcher = ControllerSearcher(build_controller(experiment), metric="reward", mode="max")
-            recorder = Recorder(run_dir, experiment.budget.samples, searcher, progress)
+            if grid is not None:
+                searcher, total = None, len(grid)
+                param_space = {GENOTYPE_KEY: genotype.to_string(), SCALE_KEY: tune.grid_search(grid)}
+                search_alg = None
+            else:
+                searcher, total = ControllerSearcher(build_controller(experiment), metric="reward", mode="max"), \
+                    experiment.budget.samples
+                param_space = None
+                search_alg = ConcurrencyLimiter(searcher, r.max_concurrent)
+            recorder = Recorder(run_dir, total, searcher, progress)
             scheduler = None
             if experiment.scheduler.name == "asha":
                 scheduler = ASHAScheduler(time_attr="epoch", metric="accuracy", mode="max",
@@ -264,8 +306,10 @@ def run_search(experiment: Experiment, resume: bool = False, address: str | None
                                           reduction_factor=experiment.scheduler.reduction_factor)
             tuner = tune.Tuner(
                 trainable,
-                tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, r.max_concurrent),
-                                            scheduler=scheduler, num_samples=experiment.budget.samples,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
+                                            num_samples=1 if grid is not None else experiment.budget.samples,
+                                            max_concurrent_trials=r.max_concurrent if grid is not None else None,
                                             reuse_actors=experiment.ray.reuse_actors,
                                             time_budget_s=experiment.budget.time_limit_s),
                 run_config=tune.RunConfig(

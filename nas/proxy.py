@@ -57,7 +57,7 @@ EpochCallback = Callable[[dict], "bool | None"]
 class ProxyConfig:
     """YAML section ``proxy``: every setting of the proxy training recipe (defaults: the GPU recipe)."""
 
-    epochs: int = 20
+    epochs: int = 15
     batch_size: int = 256
     eval_batch_size: int = 1024
     #: Input resolution; images of another size are resized on the device.
@@ -69,7 +69,7 @@ class ProxyConfig:
     stem_stride: int = 1
     optimizer: Literal["sgd", "adamw"] = "sgd"
     #: Peak learning rate (for ``batch_size`` as given; not rescaled).
-    lr: float = 0.4
+    lr: float = 0.2
     momentum: float = 0.9
     nesterov: bool = True
     betas: tuple[float, float] = (0.9, 0.999)

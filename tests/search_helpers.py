@@ -25,7 +25,7 @@ def small(tmp_path: Path, **sections) -> dict:
     cfg = copy.deepcopy(SMALL)
     cfg["output"] = {"dir": str(tmp_path / "runs"), "name": "t"}
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict) and key != "controller":
             cfg[key].update(value)
         else:
             cfg[key] = value

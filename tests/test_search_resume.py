@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +31,8 @@ def test_resume_after_kill_9(tmp_path):
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump(cfg))
     run_dir = Path(cfg["output"]["dir"]) / cfg["output"]["name"]
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TMPDIR=str(tmp_path / "ray"), PYTHONUNBUFFERED="1")
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay < 108 bytes
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TMPDIR=ray_tmp, PYTHONUNBUFFERED="1")
 
     first = _nas(["search", str(config)], env)
     deadline = time.time() + 240
@@ -53,3 +56,4 @@ def test_resume_after_kill_9(tmp_path):
     assert len(raw_ids) == 8, "a trial was recorded twice"
     assert all(r["status"] == "ok" for r in rows), rows
     assert (run_dir / "best.yaml").is_file()
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -53,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="wall time, or the thread's CPU time (threads 1; steadier on a machine shared with other jobs)")
     t.add_argument("--statistic", choices=["median", "min"], default="median", help="which pass time is the latency")
     t.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin threads to CPUs")
+    t.add_argument("--default-malloc", dest="steady_malloc", action="store_false",
+                   help="keep glibc's adaptive malloc thresholds (by default they are fixed while measuring)")
 
     m = p.add_argument_group("model (for --out and --measure)")
     m.add_argument("--space", default="mnasnet", help=f"search space ({', '.join(list_spaces())})")
@@ -81,7 +83,8 @@ def _settings(args: argparse.Namespace):
 
     return MeasureSettings(backend=args.target, threads=args.threads, batch=args.batch, dtype=args.dtype,
                            warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, pin=args.pin,
-                           device=args.device, clock=args.clock, statistic=args.statistic)
+                           device=args.device, clock=args.clock, statistic=args.statistic,
+                           steady_malloc=args.steady_malloc)
 
 
 def _target(args: argparse.Namespace) -> TargetModel:

@@ -15,8 +15,9 @@ Calibration.  The isolated layer times do not add up exactly to the model's
 time: inside the network a layer starts with colder caches, and there is one
 call of the model instead of one per layer.  ``calibrate`` measures a few
 genotypes end to end (B0 where it is in the space, the rest sampled with the
-table's seed) and fits ``measured = scale * sum + offset_ms`` by least squares
-(an offset alone when fewer than three genotypes or a non-positive slope);
+table's seed) and fits ``measured = scale * sum + offset_ms`` with the
+Theil-Sen estimator, which one badly disturbed measurement cannot swing (a
+scale alone when fewer than three genotypes or a non-positive slope);
 ``nas profile --validate`` then checks the prediction on other genotypes.
 """
 
@@ -120,7 +121,7 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last >= self.every_s or done == total:
+        if total > 1 and (now - self.last >= self.every_s or done == total):
             self.last = now
             left = (now - self.start) / done * (total - done)
             log.info("measured %d/%d %s (%.0f s, about %.0f s left)", done, total, self.what, now - self.start, left)
@@ -150,15 +151,23 @@ def measure_genotype(genotype: Genotype, target: TargetModel, settings: MeasureS
 
 
 def fit_calibration(raw_ms: list[float], measured_ms: list[float]) -> tuple[float, float]:
-    """(scale, offset_ms) with ``measured ~= scale * raw + offset``: least squares, or offset only."""
+    """(scale, offset_ms) with ``measured ~= scale * raw + offset``, robust to a few noisy measurements.
+
+    Theil-Sen (median of the pairwise slopes, then the median intercept) from
+    three genotypes on; with fewer, or a non-positive slope, a scale alone (the
+    median ratio measured / raw).
+    """
     raw, meas = np.asarray(raw_ms, float), np.asarray(measured_ms, float)
     if raw.size == 0:
         return 1.0, 0.0
-    if raw.size >= 3 and np.ptp(raw) > 0:
-        scale, offset = np.polyfit(raw, meas, 1)
-        if scale > 0:
-            return float(scale), float(offset)
-    return 1.0, float(np.median(meas - raw))
+    if raw.size >= 3:
+        i, j = np.triu_indices(raw.size, k=1)
+        keep = raw[j] != raw[i]
+        if keep.any():
+            scale = float(np.median((meas[j] - meas[i])[keep] / (raw[j] - raw[i])[keep]))
+            if scale > 0:
+                return scale, float(np.median(meas - scale * raw))
+    return float(np.median(meas / raw)), 0.0
 
 
 def calibrate(table: LatencyTable, genotypes: list[Genotype]) -> dict:

@@ -89,8 +89,10 @@ class LatencyCost:
             return self.table.calibrated(self.table.layer_sum(layers))
         except MissingLayerError as err:
             if not self.measure_missing:
-                where = f" {self.path}" if self.path else ""
-                raise MissingLayerError(f"{err} (table{where}: rebuild it, or pass measure_missing=True)") from None
+                if self.path is None:
+                    raise
+                raise MissingLayerError(str(err).replace("latency table", f"latency table {str(self.path)!r}", 1)) \
+                    from None
         added = measure_layers(self.table, layers)
         log.info("measured %d layers missing from the latency table", added)
         if self.path is not None:

@@ -4,8 +4,9 @@ A target turns ``(module, input shape, settings)`` into a *runner*: a callable
 ``run(repeats) -> list of ms`` that does the warm-up passes and then times
 ``repeats`` passes.  ``measure_many`` builds runners a chunk at a time and
 runs their rounds interleaved (see ``nas.latency.measure``); everything runs
-inside :func:`target_context`, which fixes the CPU threads, pins them and
-flushes denormals for the CPU targets, and selects the device for CUDA.
+inside :func:`target_context`, which fixes the CPU threads, pins them,
+flushes denormals and steadies malloc for the CPU targets, and selects the
+device for CUDA.
 
 CUDA: every pass is bracketed by two CUDA events on the current stream and
 the elapsed times are read after one synchronize at the end of the round.  The
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .measure import Measurement, MeasureSettings, cpu_threads, pinned_cpus
+from .measure import Measurement, MeasureSettings, cpu_threads, pinned_cpus, steady_malloc
 
 Runner = Callable[[int], list[float]]
 #: A module to measure, built on demand (a table has thousands), and its input shape without the batch.
@@ -167,7 +168,7 @@ def target_context(settings: MeasureSettings) -> Iterator[None]:
         with torch.cuda.device(cuda_device(settings)):
             yield
     else:
-        with cpu_threads(settings.threads, settings.pin):
+        with cpu_threads(settings.threads, settings.pin, settings.steady_malloc):
             yield
 
 
@@ -231,6 +232,8 @@ def describe_target(settings: MeasureSettings) -> dict:
         "cpu_count": os.cpu_count(),
         "threads": settings.threads,
         "pinned_cpus": pinned_cpus(settings.threads) if settings.pin and settings.backend != "cuda" else None,
+        "malloc": "glibc, fixed thresholds (trim 1 GiB, mmap 32 MiB)"
+        if settings.steady_malloc and settings.backend != "cuda" and steady_malloc() else "default",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

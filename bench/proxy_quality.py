@@ -1,0 +1,104 @@
+"""Does the proxy rank architectures like longer training does?  Spearman rank correlation.
+
+Trains N random genotypes of the MnasNet space (default 12) with the proxy
+recipe and with a recipe ``--factor`` times longer (epochs and warm-up scaled,
+everything else equal), then prints Spearman's rho between the two held-out
+accuracies (goal >= 0.6).  The peer, measured on the same genotypes: the rank
+correlation of the proxy network's multiply-adds with the long accuracy -- the
+signal a search would get for free from model size alone.
+
+Meant for the GPU machine (default recipe, cifar10_small).  ``--quick`` is a CPU
+setting (built-in data, width 0.25, stride-2 stem, 1 vs 4 epochs); expect minutes.
+
+    .venv/bin/python bench/proxy_quality.py                     # GPU
+    OMP_NUM_THREADS=2 .venv/bin/python bench/proxy_quality.py --quick --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA_CANDIDATES = (ROOT / "data" / "cifar10_small.npz", ROOT.parent / "shared" / "data" / "cifar10_small.npz")
+
+
+def ranks(values) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    r = np.empty(len(values))
+    r[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):
+        tie = values == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho: the Pearson correlation of the ranks."""
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genotypes", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the genotype sample")
+    parser.add_argument("--space", default="mnasnet")
+    parser.add_argument("--factor", type=float, default=4.0, help="the long recipe trains this many times longer")
+    parser.add_argument("--config", default=None, help="YAML with data/proxy sections (default: GPU recipe)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="e.g. proxy.epochs=5")
+    parser.add_argument("--data", default=next((str(p) for p in DATA_CANDIDATES if p.is_file()), None))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="CPU-sized setting (see the docstring)")
+    args = parser.parse_args()
+
+    from nas.commands.train_proxy import load_trial_config
+    from nas.trial import run_trial
+    from search_spaces import get_space
+
+    overrides = [f"proxy.device={args.device}"]
+    if args.quick:
+        overrides += ["proxy.width=0.25", "proxy.stem_stride=2", "proxy.epochs=1", "proxy.batch_size=64",
+                      "proxy.lr=0.1", "proxy.warmup_epochs=0.25", "data.train_limit=800"]
+    elif args.data and not args.config:
+        overrides += ["data.kind=npz", f"data.path={args.data}"]
+    cfg = load_trial_config(args.config, overrides + args.overrides)
+    short = cfg.proxy
+    long = replace(short, epochs=round(short.epochs * args.factor), warmup_epochs=short.warmup_epochs * args.factor)
+    space = get_space(args.space)
+    rng = np.random.default_rng(args.seed)
+    genotypes = [space.sample(rng) for _ in range(args.genotypes)]
+    print(f"{len(genotypes)} random {args.space} genotypes; proxy {short.epochs} epochs vs {long.epochs} epochs "
+          f"(width {short.width:g}, stem stride {short.stem_stride}, data {cfg.data.kind} {cfg.data.path or ''})")
+    rows = []
+    start = time.perf_counter()
+    for i, g in enumerate(genotypes, 1):
+        a = run_trial(g, short, cfg.data, cfg.objective, cfg.target)
+        b = run_trial(g, long, cfg.data, cfg.objective, cfg.target)
+        rows.append((a, b))
+        print(f"{i:>3}  proxy MACs {a.proxy_macs / 1e6:7.2f}M  short {a.accuracy:.3f} ({a.wall_s:5.1f} s)  "
+              f"long {b.accuracy:.3f} ({b.wall_s:6.1f} s)  {a.status}/{b.status} {a.reason or b.reason}", flush=True)
+    ok = [(a, b) for a, b in rows if a.ok and b.ok]
+    if len(ok) < 3:
+        raise SystemExit(f"only {len(ok)} genotypes trained without failure; cannot rank")
+    rho = spearman([a.accuracy for a, _ in ok], [b.accuracy for _, b in ok])
+    peer = spearman([a.proxy_macs for a, _ in ok], [b.accuracy for _, b in ok])
+    print(f"Spearman rho, proxy accuracy vs {args.factor:g}x longer training: {rho:.3f} (goal >= 0.6; "
+          f"{len(ok)} genotypes, {time.perf_counter() - start:.0f} s)")
+    print(f"peer, proxy MACs vs longer training: {peer:.3f}; proxy/peer: "
+          f"{rho / peer if peer > 0 else float('nan'):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
