@@ -14,11 +14,12 @@ Sections (``--sections``, all by default):
 * ``quickstart``: seconds per proxy trial at the CPU quickstart setting
   (experiments/proxy_cpu.yaml), in a warm process.
 
-Meant for the GPU machine; runs on a CPU too (use ``--quick`` there: width 0.25,
-1,000 training images).  Run from the repository root:
+Meant for the GPU machine; runs on a CPU too (use ``--quick`` there: width 0.25 and a
+stride-2 stem everywhere, and 1-epoch trials in ``packing`` and ``fresh``).  Run from
+the repository root:
 
     .venv/bin/python bench/proxy_throughput.py                       # GPU, full setting
-    OMP_NUM_THREADS=2 .venv/bin/python bench/proxy_throughput.py --quick --device cpu
+    OMP_NUM_THREADS=1 .venv/bin/python bench/proxy_throughput.py --quick --device cpu --packs 1,2
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ def _collect(procs) -> list[dict]:
 
 
 def packing(args) -> None:
+    if args.quick:
+        args = argparse.Namespace(**{**vars(args), "epochs": 1})
     rates = {}
     for n in args.packs:
         runs = _collect(_spawn(args, n, warm=True))
@@ -171,6 +174,8 @@ def packing(args) -> None:
 
 
 def fresh(args) -> None:
+    if args.quick:
+        args = argparse.Namespace(**{**vars(args), "epochs": 1})
     start = time.perf_counter()
     (cold,) = _collect(_spawn(args, 1, warm=False))
     cold_total = time.perf_counter() - start
@@ -208,12 +213,11 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--packs", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4])
-    parser.add_argument("--quick", action="store_true", help="CPU-sized: width 0.25, stride-2 stem, 1,000 images")
+    parser.add_argument("--quick", action="store_true",
+                        help="CPU-sized: width 0.25, stride-2 stem; 1-epoch trials for packing and fresh")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.quick and args.train_limit is None:
-        args.train_limit = 1000
     if args.worker:
         return worker(args)
     import torch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .layout import LayerSpec
+from .layout import LayerSpec, _stage_layers
 
 
 def _conv(cin: int, cout: int, k: int, groups: int, out_size: int, bias: bool = False) -> tuple[int, int]:
@@ -108,8 +108,6 @@ def measure_macs(module, resolution: int, in_channels: int = 3) -> int:
 @lru_cache(maxsize=65536)
 def _stage_cost(stage, size: int) -> tuple[int, int, int]:
     """(params, MACs, output size) of one stage, from the same walk as the builder."""
-    from .layout import _stage_layers
-
     params = macs = 0
     layers = _stage_layers(stage, size, 0)
     for spec in layers:
@@ -125,9 +123,8 @@ def count_arch(arch, resolution: int, num_classes: int = 1000) -> tuple[int, int
     Sums per-stage costs that are cached by (stage, input size): a search filters
     thousands of candidates that share most of their stages.
     """
-    from .layout import LayerSpec
-
-    stem = LayerSpec("stem", 3, arch.stem, kernel=3, stride=arch.stem_stride, in_size=resolution, index=-1)
+    # positional LayerSpec fields: kind, in, out, kernel, stride, expand, se, residual, in_size, index
+    stem = LayerSpec("stem", 3, arch.stem, 3, arch.stem_stride, 1, 0.0, False, resolution, -1)
     params, macs = layer_cost(stem)
     size = stem.out_size
     for stage in arch.stages:
@@ -135,7 +132,7 @@ def count_arch(arch, resolution: int, num_classes: int = 1000) -> tuple[int, int
         params += p
         macs += m
     last = arch.stages[-1].out_filters if arch.stages else arch.stem
-    p, m = layer_cost(LayerSpec("head", last, arch.head, in_size=size, index=-1))
+    p, m = layer_cost(LayerSpec("head", last, arch.head, 1, 1, 1, 0.0, False, size, -1))
     params += p
     macs += m
     if num_classes:

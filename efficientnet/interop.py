@@ -13,8 +13,11 @@ excite reduce/expand, project 1x1, each conv followed by its BatchNorm; head
   logits; with PyTorch's symmetric padding every stride-2 layer samples a grid
   shifted by one pixel and the logits differ by O(0.1-1) for random weights
   (bench/ and tests/test_interop.py measure it).
-* torchvision's ``efficientnet_b0`` .. ``_b7``: symmetric padding and
-  BatchNorm eps 1e-5, momentum 0.1 (:data:`TORCHVISION_BUILD`).
+* torchvision's ``efficientnet_b0`` .. ``_b7``: symmetric padding; BatchNorm
+  eps 1e-5, momentum 0.1 for B0..B4 (:data:`TORCHVISION_BUILD`) but eps 1e-3,
+  momentum 0.01 for B5..B7, whose weights torchvision ported from TF
+  (:func:`torchvision_build` gives either; :func:`from_torchvision` reads them
+  off the model).
 
 Tensors are mapped by position, not by name: the state-dict entries of both
 models are zipped in order, and each pair must agree on its role (the last
@@ -42,8 +45,11 @@ log = logging.getLogger(__name__)
 
 #: Build settings under which our model reproduces lukemelas' logits.
 LUKEMELAS_BUILD = {"same_padding": True, "bn_eps": 1e-3, "bn_momentum": 0.01}
-#: Build settings under which our model reproduces torchvision's logits.
+#: Build settings under which our model reproduces torchvision's efficientnet_b0..b4 logits.
 TORCHVISION_BUILD = {"same_padding": False, "bn_eps": 1e-5, "bn_momentum": 0.1}
+#: torchvision builds B5..B7 with TF's BatchNorm settings (its weights for them are TF ports).
+_TORCHVISION_TF_BN = ("efficientnet-b5", "efficientnet-b6", "efficientnet-b7")
+_TORCHVISION_MODELS = tuple(f"efficientnet-b{i}" for i in range(8))
 
 _COUNTER = "num_batches_tracked"
 
@@ -60,16 +66,52 @@ def load_lukemelas_state_dict(model: EfficientNet, state_dict: Mapping[str, torc
     _load_by_position(model, state_dict, "lukemelas")
 
 
+def torchvision_build(name: str) -> dict[str, object]:
+    """The ``EfficientNet`` build settings matching torchvision's model ``name`` (``efficientnet-b5``)."""
+    if name not in _TORCHVISION_MODELS:
+        raise ValueError(f"torchvision has no model {name!r}; known: {', '.join(_TORCHVISION_MODELS)}")
+    if name in _TORCHVISION_TF_BN:
+        return {"same_padding": False, "bn_eps": 1e-3, "bn_momentum": 0.01}
+    return dict(TORCHVISION_BUILD)
+
+
 def load_torchvision_state_dict(model: EfficientNet, state_dict: Mapping[str, torch.Tensor],
-                                check_build: bool = True) -> None:
+                                bn_eps: float = 1e-5, check_build: bool = True) -> None:
     """Copy a torchvision ``efficientnet_bN`` state dict into ``model`` built from the ``b0`` genotype.
 
-    ``check_build`` (default) raises unless ``model`` was built with :data:`TORCHVISION_BUILD`
-    padding and eps, e.g. ``create_model("efficientnet-b3", **TORCHVISION_BUILD)``.
+    ``bn_eps`` is the source's BatchNorm eps (1e-5 for B0..B4, 1e-3 for B5..B7; a state dict does
+    not record it).  ``check_build`` (default) raises unless ``model`` pads symmetrically and has that
+    eps, e.g. ``create_model("efficientnet-b3", **torchvision_build("efficientnet-b3"))``.
     """
     if check_build:
-        _check_build(model, "torchvision's efficientnet", TORCHVISION_BUILD)
+        _check_build(model, "torchvision's efficientnet", {**TORCHVISION_BUILD, "bn_eps": bn_eps})
     _load_by_position(model, state_dict, "torchvision")
+
+
+def from_torchvision(tv_model: nn.Module) -> EfficientNet:
+    """Our :class:`EfficientNet` with the weights of a torchvision ``efficientnet_b0`` .. ``_b7``.
+
+    The model is recognised by its classifier and parameter count among B0..B7 (the ``b0`` genotype
+    at the official coefficients); BatchNorm eps/momentum are read off its modules.
+    """
+    from . import count_spec, model_spec
+
+    classifier = [m for m in tv_model.modules() if isinstance(m, nn.Linear)]
+    if len(classifier) != 1:
+        raise ValueError(f"expected a torchvision EfficientNet with one Linear classifier, got {len(classifier)}")
+    num_classes = classifier[0].out_features
+    params = sum(p.numel() for p in tv_model.parameters())
+    names = [n for n in _TORCHVISION_MODELS
+             if count_spec(model_spec("b0", model=n, num_classes=num_classes))[0] == params]
+    if not names:
+        raise ValueError(f"a model with {params:,} parameters and {num_classes} classes is none of torchvision's "
+                         "efficientnet_b0..b7")
+    bn = next(m for m in tv_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    model = build_model(model_spec("b0", model=names[0], num_classes=num_classes), same_padding=False,
+                        bn_eps=bn.eps, bn_momentum=bn.momentum if bn.momentum is not None else 0.1)
+    load_torchvision_state_dict(model, tv_model.state_dict(), bn_eps=bn.eps)
+    model.train(tv_model.training)
+    return model
 
 
 def genotype_from_lukemelas(blocks_args) -> Genotype:

@@ -55,9 +55,8 @@ def stages_from_genotype(genotype: Genotype, stem: int = STEM_FILTERS, head: int
     """The stage table of ``genotype`` (channels chained from the stem)."""
     stages = []
     in_filters = stem
-    for block in genotype.blocks:
-        stages.append(StageConfig(op=block.op, kernel=block.kernel, stride=block.stride, expand=block.expand,
-                                  in_filters=in_filters, out_filters=block.filters, layers=block.layers,
-                                  se=block.se, skip=block.skip))
+    for block in genotype.blocks:  # positional: this runs for every candidate of a search
+        stages.append(StageConfig(block.op, block.kernel, block.stride, block.expand, in_filters, block.filters,
+                                  block.layers, block.se, block.skip))
         in_filters = block.filters
     return ArchConfig(stages=tuple(stages), stem=stem, head=head)

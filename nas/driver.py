@@ -38,12 +38,13 @@ from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from controllers import make_controller
+from controllers import get_controller_class, make_controller
 from controllers.constraint import Constraint
 from controllers.ray_searcher import GENOTYPE_KEY, ControllerSearcher
 from search_spaces import Genotype, get_space
 
 from . import results
+from .config import from_dict
 from .cost import build_cost_model
 from .experiment import Experiment, cost_function, resolved_yaml
 from .objective import reward
@@ -237,8 +238,9 @@ def build_controller(experiment: Experiment):
                                 lo=-math.inf if c.cost_min is None else c.cost_min,
                                 hi=math.inf if c.cost_max is None else c.cost_max,
                                 max_tries=c.max_tries, unit=experiment.objective.cost)
+    settings = from_dict(get_controller_class(c.name).settings_cls, c.settings, "controller.settings")
     return make_controller(c.name, get_space(experiment.space), seed=c.seed, constraint=constraint,
-                           settings=c.settings)
+                           settings=settings)
 
 
 def _start_ray(experiment: Experiment, address: str | None) -> bool:

@@ -108,9 +108,22 @@ def load_experiment(path: str | Path | None = None, overrides: list[str] | tuple
     """Read, override, type-check and semantically check an experiment."""
     raw = load_yaml(path) if path is not None else dict(data or {})
     apply_overrides(raw, overrides)
-    experiment = from_dict(Experiment, raw)
-    check_experiment(experiment, base=Path(path).parent if path is not None else Path.cwd())
+    experiment = absolute_paths(from_dict(Experiment, raw))
+    check_experiment(experiment)
     return experiment
+
+
+def absolute_paths(exp: Experiment) -> Experiment:
+    """Relative file paths made absolute (from the current directory): Ray runs trials in their own folders."""
+    import dataclasses
+
+    def fix(value: str | None) -> str | None:
+        return str(Path(value).expanduser().resolve()) if value and "://" not in value else value
+
+    objective = dataclasses.replace(exp.objective, latency_table=fix(exp.objective.latency_table))
+    data = dataclasses.replace(exp.data, path=fix(exp.data.path))
+    output = dataclasses.replace(exp.output, dir=fix(exp.output.dir), storage=fix(exp.output.storage))
+    return dataclasses.replace(exp, objective=objective, data=data, output=output)
 
 
 def _positive(value: float, where: str, integer: bool = False, allow_zero: bool = False) -> None:
@@ -120,7 +133,7 @@ def _positive(value: float, where: str, integer: bool = False, allow_zero: bool 
         raise ConfigError(f"{where}: must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
-def check_experiment(exp: Experiment, base: Path | None = None) -> None:
+def check_experiment(exp: Experiment) -> None:
     """Checks that need more than types; raise ConfigError naming the field and the fix."""
     try:
         space = get_space(exp.space)

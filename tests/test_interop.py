@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from efficientnet import create_model
-from efficientnet.interop import (LUKEMELAS_BUILD, TORCHVISION_BUILD, from_lukemelas, genotype_from_lukemelas,
-                                  load_lukemelas_state_dict, load_torchvision_state_dict, spec_from_lukemelas)
+from efficientnet.interop import (LUKEMELAS_BUILD, TORCHVISION_BUILD, from_lukemelas, from_torchvision,
+                                  genotype_from_lukemelas, load_lukemelas_state_dict, load_torchvision_state_dict,
+                                  spec_from_lukemelas, torchvision_build)
 from search_spaces import named_genotype
 
 LM = pytest.importorskip("efficientnet_pytorch", reason="efficientnet-pytorch (a test extra) is not installed").EfficientNet
@@ -134,12 +135,16 @@ def test_torchvision_logits(index, resolution, calib):
     tv = getattr(tvm, f"efficientnet_b{index}")(weights=None)
     x = torch.randn(calib, 3, resolution, resolution, generator=gen)
     tv = _randomize_and_calibrate(tv, x, gen)
-    ours = create_model(f"efficientnet-b{index}", **TORCHVISION_BUILD)
-    load_torchvision_state_dict(ours, tv.state_dict())
+    name = f"efficientnet-b{index}"
+    build = torchvision_build(name)  # B5..B7: TF BatchNorm eps 1e-3 in torchvision too
+    ours = create_model(name, **build)
+    load_torchvision_state_dict(ours, tv.state_dict(), bn_eps=build["bn_eps"])
+    converted = from_torchvision(tv)
     with torch.no_grad():
-        expected, got = tv(x[:2]), ours.eval()(x[:2])
+        expected, got, got2 = tv(x[:2]), ours.eval()(x[:2]), converted(x[:2])
     assert expected.std() > 0.1
     assert (expected - got).abs().max().item() <= TOL
+    assert torch.equal(got, got2)
 
 
 def test_torchvision_loader_checks_build():
@@ -150,3 +155,7 @@ def test_torchvision_loader_checks_build():
         load_torchvision_state_dict(create_model("efficientnet-b0", same_padding=True, bn_eps=1e-5), {})
     with pytest.raises(ValueError, match="tensors"):
         load_torchvision_state_dict(create_model("efficientnet-b0", **TORCHVISION_BUILD), {})
+    assert torchvision_build("efficientnet-b0") == TORCHVISION_BUILD
+    assert torchvision_build("efficientnet-b7")["bn_eps"] == 1e-3
+    with pytest.raises(ValueError, match="efficientnet-b8"):
+        torchvision_build("efficientnet-b8")

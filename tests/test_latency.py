@@ -20,8 +20,9 @@ from nas.cli import main
 from nas.cost import CostModel, TargetModel, build_cost_model
 from nas.objective import ObjectiveConfig, reward
 from nas.latency import (FORMAT, LatencyCost, LatencyTable, Measurement, MeasureSettings, MissingLayerError,
-                         TableModel, build_table, cpu_threads, fit_calibration, layer_module, measure_genotypes,
-                         measure_module, model_layers, sampled_layers, space_layers, spearman, validate_table)
+                         TableModel, build_table, cpu_threads, describe_target, fit_calibration, layer_module,
+                         measure_genotypes, measure_module, model_layers, sampled_layers, space_layers, spearman,
+                         validate_table)
 from search_spaces import BlockGene, Genotype, get_space, named_genotype
 
 TINY = TargetModel(resolution=32, num_classes=10)
@@ -34,7 +35,7 @@ def _settings(**kw) -> MeasureSettings:
 
 def _synthetic_table(space: str = "tiny", target: TargetModel = TINY, per_mac: float = 1e-6) -> LatencyTable:
     """A table whose every layer of the space costs MACs * per_mac ms (no measuring)."""
-    table = LatencyTable(settings=FAST, model=TableModel.of(space, target), target={"host": "test"})
+    table = LatencyTable(settings=FAST, model=TableModel.of(space, target), target=describe_target(FAST))
     for spec in space_layers(get_space(space), target):
         macs = layer_cost(spec)[1] if spec.kind != "classifier" else spec.in_filters * spec.out_filters
         table.entries[spec.key()] = Measurement(macs * per_mac, 0.0, 0.0, macs * per_mac, 3)
@@ -85,7 +86,6 @@ def test_spearman_and_calibration_fit_by_hand():
 def test_steady_malloc_on_glibc_and_recorded():
     import platform
 
-    from nas.latency import describe_target
     from nas.latency.measure import steady_malloc
 
     glibc = platform.libc_ver()[0] == "glibc"
@@ -151,6 +151,7 @@ def test_table_round_trips_and_predicts_the_sum(tmp_path, suffix):
     assert table.predict(g) == pytest.approx(expected)
     loaded = LatencyTable.load(table.save(tmp_path / f"lut{suffix}"))
     assert loaded.entries == table.entries and loaded.settings == table.settings and loaded.model == table.model
+    assert loaded.target == table.target
     assert loaded.predict(g) == pytest.approx(expected)
 
 
@@ -216,7 +217,8 @@ def test_missing_layer_raises_or_is_measured_and_saved(tmp_path):
 def test_measure_module_cpu_and_onnxruntime():
     spec = model_layers(_tiny(), TINY)[1]
     for backend in ("cpu", "onnxruntime"):
-        m = measure_module(layer_module(spec), (spec.in_filters, spec.in_size, spec.in_size), _settings(backend=backend))
+        shape = (spec.in_filters, spec.in_size, spec.in_size)
+        m = measure_module(layer_module(spec), shape, _settings(backend=backend))
         assert m.repeats == 3 and 0 < m.min_ms <= m.median_ms < 1000
 
 

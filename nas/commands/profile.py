@@ -165,6 +165,7 @@ def _measure(args: argparse.Namespace) -> int:
         settings, target = cost.table.settings, cost.target
     else:
         cost, settings, target = None, _settings(args), _target(args)
+    predicted = cost.cost(genotype) if cost is not None else None  # a missing layer fails before measuring
     m = measure_genotype(genotype, target, settings)
     measured = m.value(settings.statistic)
     out = {"genotype": genotype.to_string(), "backend": settings.backend, "threads": settings.threads,
@@ -172,15 +173,14 @@ def _measure(args: argparse.Namespace) -> int:
            "depth": target.depth, "num_classes": target.num_classes, "clock": settings.clock,
            "statistic": settings.statistic, "latency_ms": measured, "median_ms": m.median_ms, "min_ms": m.min_ms,
            "iqr_ms": m.iqr_ms, "stdev_ms": m.stdev_ms, "passes": m.repeats}
-    if cost is not None:
-        out["predicted_ms"] = cost.cost(genotype)
+    if predicted is not None:
+        out["predicted_ms"] = predicted
     if args.json:
         print_json(out)
         return 0
     print(f"{settings.backend} {settings.dtype}, {settings.threads} threads, batch {settings.batch}, "
           f"{target.resolution}x{target.resolution}: {measured:.3f} ms ({settings.statistic} of {m.repeats} passes, "
           f"{settings.clock} clock; IQR {m.iqr_ms:.3f} ms, min {m.min_ms:.3f} ms)")
-    if cost is not None:
-        err = (out["predicted_ms"] - measured) / measured
-        print(f"table {args.table} predicts {out['predicted_ms']:.3f} ms ({100 * err:+.1f}%)")
+    if predicted is not None:
+        print(f"table {args.table} predicts {predicted:.3f} ms ({100 * (predicted - measured) / measured:+.1f}%)")
     return 0

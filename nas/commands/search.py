@@ -50,7 +50,21 @@ def run(args: argparse.Namespace) -> int:
         print("no trial finished successfully; see trials.jsonl for the reasons", file=sys.stderr)
         return 1
     b = outcome.best
+    print(improvement_line(outcome.run_dir, b))
     print(f"best: reward {b['reward']:.4f}, accuracy {b['accuracy']:.4f}, MACs {human(b['macs'])}, "
           f"params {human(b['params'])}\n  {b['genotype']}\nwritten: best.yaml, trials.jsonl, pareto.csv, "
           f"pareto.png, config.yaml, tensorboard/ (tensorboard --logdir {outcome.run_dir})")
     return 0
+
+
+def improvement_line(run_dir, best: dict) -> str:
+    """The best reward against the first trials (a controller's random warm-up), as a user checks a search."""
+    import statistics
+
+    from nas.results import ok_rows, read_trials
+
+    rows = ok_rows(sorted(read_trials(run_dir), key=lambda r: r["index"]))
+    first = rows[:max(1, min(8, len(rows) // 4))]
+    median = statistics.median(r["reward"] for r in first)
+    return (f"search gain: best reward {best['reward']:.4f} vs {median:.4f}, the median of the first {len(first)} "
+            f"trials ({(best['reward'] / median - 1) * 100:+.1f}%)" if median > 0 else "")

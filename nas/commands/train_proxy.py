@@ -71,14 +71,18 @@ def _progress(metrics: dict) -> None:
 
 def print_result(result: TrialResult) -> None:
     rows = [
-        ("genotype", result.genotype), ("status", result.status), ("reason", result.reason or "-"),
-        ("accuracy", f"{result.accuracy:.4f}"), ("reward", f"{result.reward:.4f}"),
-        ("params (target)", f"{result.params:,} ({human(result.params)})"),
-        ("MACs (target)", f"{result.macs:,} ({human(result.macs)})"), ("cost", f"{result.cost:.6g}"),
-        ("proxy params", f"{result.proxy_params:,}"), ("proxy MACs", f"{result.proxy_macs:,}"),
-        ("epochs", result.epochs), ("wall s", f"{result.wall_s:.1f}"), ("images/s", f"{result.images_per_s:.0f}"),
+        ("genotype", result.genotype), ("status", result.status + (f" ({result.reason})" if result.reason else "")),
+        ("accuracy", f"{result.accuracy:.4f} (held out)" if result.ok else "-"), ("reward", f"{result.reward:.4f}"),
+        ("target params", f"{result.params:,} ({human(result.params)})"),
+        ("target MACs", f"{result.macs:,} ({human(result.macs)})"), ("cost", f"{result.cost:.6g}"),
+        ("proxy params", f"{result.proxy_params:,} ({human(result.proxy_params)})"),
+        ("proxy MACs", f"{result.proxy_macs:,} ({human(result.proxy_macs)})"),
+        ("epochs", str(result.epochs)), ("wall", f"{result.wall_s:.1f} s"),
+        ("training", f"{result.images_per_s:.0f} images/s"),
     ]
-    print_table([{"field": k, "value": v} for k, v in rows], ["field", "value"])
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
     if result.history:
         print()
         print_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}

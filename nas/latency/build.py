@@ -7,13 +7,14 @@ filters of the block before it (its input channels) and the input size, which
 the fixed strides determine; so each block's choices are crossed with the
 previous block's filter choices and walked (``efficientnet.walk``, the one
 walk) -- a few thousand small walks instead of 1e16 genotypes.  For the MnasNet
-space at 224 that is about 1,700 layers; ``sampled_layers`` tables only the
+space at 224 that is 1,541 layers; ``sampled_layers`` tables only the
 layers of N sampled genotypes (plus B0 where it is in the space), and a
 ``LatencyCost`` with ``measure_missing`` fills in the rest on demand.
 
 Calibration.  The isolated layer times do not add up exactly to the model's
-time: inside the network a layer starts with colder caches, and there is one
-call of the model instead of one per layer.  ``calibrate`` measures a few
+time: inside the network a layer starts with colder caches and allocates
+while its neighbours hold memory, and there is one call of the model instead
+of one per layer.  ``calibrate`` measures a few
 genotypes end to end (B0 where it is in the space, the rest sampled with the
 table's seed) and fits ``measured = scale * sum + offset_ms`` with the
 Theil-Sen estimator, which one badly disturbed measurement cannot swing (a

@@ -235,14 +235,14 @@ def describe_target(settings: MeasureSettings) -> dict:
         "malloc": "glibc, fixed thresholds (trim 1 GiB, mmap 32 MiB)"
         if settings.steady_malloc and settings.backend != "cuda" and steady_malloc() else "default",
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+        "torch": str(torch.__version__),  # a str subclass that YAML cannot write
+        "numpy": str(np.__version__),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if settings.backend == "cuda":
         device = cuda_device(settings)
-        info.update(device=torch.cuda.get_device_name(device), host_cpu=_cpu_name(), cuda=torch.version.cuda,
+        info.update(device=torch.cuda.get_device_name(device), host_cpu=_cpu_name(), cuda=str(torch.version.cuda),
                     cudnn=torch.backends.cudnn.version())
     if settings.backend == "onnxruntime":
-        info["onnxruntime"] = _onnxruntime().__version__
+        info["onnxruntime"] = str(_onnxruntime().__version__)
     return info
