@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml | $(PY)
 search: install
 	$(VENV)/bin/nas search experiments/quickstart.yaml
 
+# One intra-op thread a process: the tests run Ray workers beside the test process on 2 cores,
+# and oversubscribed OpenMP threads made the suite 5-10x slower there.
 test: install
-	$(PY) -m pytest -m "not gpu" -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not gpu" -q --durations=15
 
 test-fast: install
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/cost_speed.py

@@ -21,14 +21,32 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def add_run_options(parser: argparse.ArgumentParser, example: str, ray: bool = True) -> None:
+    """``--set KEY=VALUE`` (repeatable) and, for Ray runs, ``--resume`` and ``--address``."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {example} (repeatable)")
+    if ray:
+        parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its run dir")
+        parser.add_argument("--address", default=None,
+                            help="join an existing Ray cluster (e.g. auto, or ray://host:10001)")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -14,19 +14,12 @@ import time
 from search_spaces import get_space, list_spaces, resolve_genotype
 
 from ..cost import TargetModel
-from .common import positive_float, positive_int, print_json, print_table
+from .common import int_at_least, positive_float, positive_int, print_json, print_table
 
 log = logging.getLogger(__name__)
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+_count = int_at_least(0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import human, print_json, print_table
+from .common import add_run_options, human, print_json, print_table
 
 CANDIDATE_COLUMNS = ["alpha", "beta", "gamma", "factor", "accuracy", "reward", "MACs", "params", "MACs x", "status"]
 FAMILY_COLUMNS = ["name", "phi", "width", "depth", "resolution", "dropout", "params", "macs"]
@@ -23,10 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "pick the best triple and print the B0..B7-like family it implies. Writes "
                                    "scale_grid.csv and scale_choice.yaml to <output.dir>/<output.name>.")
     p.add_argument("config", metavar="CONFIG", help="grid-search YAML, or with --resume its run dir")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set grid.tolerance=0.2 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted grid search")
-    p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto)")
+    add_run_options(p, "grid.tolerance=0.2")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (run_dir, genotype, chosen, candidates, family) at the end")
     p.set_defaults(func=run)

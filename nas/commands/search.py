@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import human, print_table
+from .common import add_run_options, human, print_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,10 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Run the search an experiment YAML describes, to the end. Without --address a "
                                    "local Ray is started and stopped; results go to <output.dir>/<output.name>.")
     p.add_argument("config", metavar="CONFIG", help="experiment YAML, or with --resume a run dir")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set budget.samples=8 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted search from its run dir")
-    p.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto, or ray://host:10001)")
+    add_run_options(p, "budget.samples=8")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,7 @@ from nas.proxy import ProxyConfig
 from nas.trial import TrialResult, run_trial
 from search_spaces import resolve_genotype
 
-from .common import human, print_json, print_table
+from .common import add_run_options, human, print_json, print_table
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help="YAML with sections data, proxy, objective, target (an experiment file works too; "
                         "its other sections are ignored)")
-    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                   help="override a setting, e.g. --set proxy.epochs=3 --set data.kind=npz (repeatable)")
+    add_run_options(p, "proxy.epochs=3", ray=False)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.set_defaults(func=run)
