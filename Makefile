@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# Each `make search` starts a new run dir (runs/quickstart-<time>); continue an interrupted one with
+# `nas search runs/quickstart-<time> --resume`.
+SEARCH_NAME ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
 search: install
-	$(VENV)/bin/nas search experiments/quickstart.yaml
+	$(VENV)/bin/nas search experiments/quickstart.yaml --set output.name=$(SEARCH_NAME)
 
 # One intra-op thread a process: the tests run Ray workers beside the test process on 2 cores,
 # and oversubscribed OpenMP threads made the suite 5-10x slower there.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ray.tune.search import Searcher
 
@@ -32,13 +32,25 @@ class ControllerSearcher(Searcher):
     """Maps Tune trial ids to genotypes; everything else is the controller's."""
 
     def __init__(self, controller: Any, metric: str = "reward", mode: str = "max",
-                 extra_config: dict[str, Any] | None = None) -> None:
+                 extra_config: dict[str, Any] | None = None, max_trials: int | None = None,
+                 recorded_ids: Callable[[], Iterable[str]] | None = None) -> None:
+        """``max_trials``: suggest no more than this many trials in all (resumed sessions included).
+
+        ``recorded_ids``: a function returning the ids of trials finished and recorded elsewhere
+        (e.g. a results file).  After a restore, recorded trials this searcher's checkpoint never
+        saw (finished after Tune's last experiment checkpoint, before a crash) count against
+        ``max_trials``, so a resumed search does not run more trials than its budget.
+        """
         if mode != "max":
             raise ValueError(f"controllers maximise their reward: mode must be 'max', got {mode!r}")
         super().__init__(metric=metric, mode=mode)
         self.controller = controller
         self.extra_config = dict(extra_config or {})
+        self.max_trials = max_trials
+        self.recorded_ids = recorded_ids
         self.live: dict[str, str] = {}
+        self.done: set[str] = set()
+        self.unseen = 0  # recorded trials from after the checkpoint this searcher was restored from
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
         if metric:
@@ -47,7 +59,9 @@ class ControllerSearcher(Searcher):
             return False
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_trials is not None and len(self.done) + len(self.live) + self.unseen >= self.max_trials:
+            return Searcher.FINISHED
         genotype = self.controller.ask()
         text = genotype.to_string()
         self.live[trial_id] = text
@@ -58,6 +72,7 @@ class ControllerSearcher(Searcher):
         if text is None:
             logger.warning("trial %s completed but was not suggested by this searcher; ignored", trial_id)
             return
+        self.done.add(trial_id)
         self.controller.tell(Genotype.from_string(text), self._reward(result, error))
 
     def _reward(self, result: dict | None, error: bool) -> float | None:
@@ -72,11 +87,17 @@ class ControllerSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump({"controller": self.controller.state_dict(), "live": dict(self.live),
-                         "metric": self.metric}, f)
+                         "done": sorted(self.done), "metric": self.metric}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
         self.controller.load_state_dict(state["controller"])
         self.live = dict(state["live"])
+        self.done = set(state.get("done", ()))
         self._metric = state["metric"]
+        if self.recorded_ids is not None:
+            self.unseen = len(set(self.recorded_ids()) - self.done - set(self.live))
+            if self.unseen:
+                logger.info("%d trial(s) finished after the last checkpoint; they count against the budget",
+                            self.unseen)

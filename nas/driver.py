@@ -23,6 +23,7 @@ back from the searcher checkpoint, unfinished trials run again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -295,8 +296,10 @@ def run_search(experiment: Experiment, resume: bool = False, address: str | None
                 param_space = {GENOTYPE_KEY: genotype.to_string(), SCALE_KEY: tune.grid_search(grid)}
                 search_alg = None
             else:
-                searcher, total = ControllerSearcher(build_controller(experiment), metric="reward", mode="max"), \
-                    experiment.budget.samples
+                total = experiment.budget.samples
+                searcher = ControllerSearcher(build_controller(experiment), metric="reward", mode="max",
+                                              max_trials=total,
+                                              recorded_ids=functools.partial(results.read_trial_ids, run_dir))
                 param_space = None
                 search_alg = ConcurrencyLimiter(searcher, r.max_concurrent)
             recorder = Recorder(run_dir, total, searcher, progress)

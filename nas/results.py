@@ -60,6 +60,11 @@ def read_trials(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_trial_ids(run_dir: Path) -> set[str]:
+    """Ids of the trials recorded in ``trials.jsonl``."""
+    return {row["trial_id"] for row in read_trials(run_dir)}
+
+
 def ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("status") in ("ok", "stopped") and _finite(r.get("reward"))]
 
