@@ -82,13 +82,12 @@ MNASNET_FILTERS = ((8, 16, 24), (16, 24, 32), (24, 32, 40), (48, 64, 80), (80, 9
 class SearchSpace:
     """A factorized hierarchical space: one :class:`BlockChoices` per block."""
 
-    def __init__(self, name: str, blocks: tuple[BlockChoices, ...], max_tries: int = 1000) -> None:
+    def __init__(self, name: str, blocks: tuple[BlockChoices, ...]) -> None:
         if not blocks:
             raise ValueError("a search space needs at least one block")
         self.name = name
         self.blocks = tuple(blocks)
         self.stem = STEM_FILTERS  # fixed in every space: the stem's filters chain into block 1 ('i32')
-        self.max_tries = max_tries
         self._sizes = [len(opt) for block in self.blocks for opt in block.options()]
         self._sizes_array = np.asarray(self._sizes)
 
