@@ -135,9 +135,21 @@ class Recorder(Callback):
     # -- helpers --------------------------------------------------------------
     @property
     def rows(self) -> list[dict]:
+        """Recorded trials (read once from trials.jsonl), with their ids, best reward and failures kept."""
         if self._rows is None:
-            self._rows = results.read_trials(self.run_dir)
+            self._rows = []
+            self._ids: set[str] = set()
+            self._best, self._failed = 0.0, 0
+            for row in results.read_trials(self.run_dir):
+                self._add(row)
         return self._rows
+
+    def _add(self, row: dict) -> None:
+        self._rows.append(row)
+        self._ids.add(row["trial_id"])
+        self._failed += row["status"] == "failed"
+        if results.ok_rows([row]):
+            self._best = max(self._best, row["reward"])
 
     def _tb(self):
         if self._writer is None:
@@ -147,14 +159,15 @@ class Recorder(Callback):
         return self._writer
 
     def _record(self, trial, status: str, reason: str = "") -> None:
-        if any(r["trial_id"] == trial.trial_id for r in self.rows):
+        rows = self.rows  # loads the ids recorded before a crash
+        if trial.trial_id in self._ids:
             return  # recorded before a crash; the resumed run re-ran it
         last = dict(trial.last_result or {})
         if status == "ok" and not last.get("done", False):
             status, reason = "stopped", "stopped early by the scheduler"
         if status == "ok" and last.get("status") == "failed":
             status, reason = "failed", last.get("reason", "")
-        row = {"trial_id": trial.trial_id, "index": len(self.rows), "genotype": trial.config.get(GENOTYPE_KEY),
+        row = {"trial_id": trial.trial_id, "index": len(rows), "genotype": trial.config.get(GENOTYPE_KEY),
                "status": status, "reason": reason, **(trial.config.get(SCALE_KEY) or {})}
         for key in ("reward", "accuracy", "macs", "params", "cost", "epochs", "wall_s", "epoch",
                     "images_per_s", "proxy_params", "proxy_macs", "node_id", "alpha", "beta", "gamma"):
@@ -163,21 +176,20 @@ class Recorder(Callback):
         if status == "stopped" and "epochs" not in row:
             row["epochs"] = last.get("epoch", 0) + 1 if "epoch" in last else 0
         results.append_trial(self.run_dir, row)
-        self.rows.append(row)
+        self._add(row)
         self._log(row)
 
     def _log(self, row: dict) -> None:
         index = row["index"]
         writer = self._tb()
-        good = results.ok_rows(self.rows)
-        best = max((r["reward"] for r in good), default=0.0)
+        best = self._best
         reward = row.get("reward") if isinstance(row.get("reward"), (int, float)) else 0.0
         writer.add_scalar("search/reward", reward if math.isfinite(reward) else 0.0, index)
         writer.add_scalar("search/best_reward", best, index)
         if row["status"] in ("ok", "stopped"):
             writer.add_scalar("search/accuracy", row.get("accuracy", 0.0), index)
             writer.add_scalar("search/macs", row.get("macs", 0), index)
-        writer.add_scalar("search/failed", sum(r["status"] == "failed" for r in self.rows), index)
+        writer.add_scalar("search/failed", self._failed, index)
         controller = getattr(self.searcher, "controller", None)
         stats = controller.stats() if hasattr(controller, "stats") else {}
         for key, value in stats.items():
