@@ -13,12 +13,15 @@ stride-2 stem, 3 vs 12 epochs); about 12 minutes on one core (on a shared machin
 OMP_NUM_THREADS=1 is much faster than 2).
 
     .venv/bin/python bench/proxy_quality.py                     # GPU
+    .venv/bin/python bench/proxy_quality.py --workers 4         # 4 processes share the GPU
     OMP_NUM_THREADS=1 .venv/bin/python bench/proxy_quality.py --quick --device cpu
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -63,10 +66,12 @@ def main() -> None:
     parser.add_argument("--data", default=next((str(p) for p in DATA_CANDIDATES if p.is_file()), None))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="CPU-sized setting (see the docstring)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train the genotypes in this many processes at once (trials packed on one GPU)")
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from nas.commands.train_proxy import load_trial_config
-    from nas.trial import run_trial
     from search_spaces import get_space
 
     overrides = [f"proxy.device={args.device}"]
@@ -82,24 +87,55 @@ def main() -> None:
     space = get_space(args.space)
     rng = np.random.default_rng(args.seed)
     genotypes = [space.sample(rng) for _ in range(args.genotypes)]
+    if args.worker_index is not None:
+        for i in range(args.worker_index, len(genotypes), args.workers):
+            print(json.dumps(train_pair(i, genotypes[i], short, long, cfg)), flush=True)
+        return
     print(f"{len(genotypes)} random {args.space} genotypes; proxy {short.epochs} epochs vs {long.epochs} epochs "
-          f"(width {short.width:g}, stem stride {short.stem_stride}, data {cfg.data.kind} {cfg.data.path or ''})")
-    rows = []
+          f"(width {short.width:g}, stem stride {short.stem_stride}, data {cfg.data.kind} {cfg.data.path or ''}, "
+          f"{args.workers} process(es))", flush=True)
     start = time.perf_counter()
-    for i, g in enumerate(genotypes, 1):
-        a = run_trial(g, short, cfg.data, cfg.objective, cfg.target)
-        b = run_trial(g, long, cfg.data, cfg.objective, cfg.target)
-        rows.append((a, b))
-        print(f"{i:>3}  proxy MACs {a.proxy_macs / 1e6:7.2f}M  short {a.accuracy:.3f} ({a.wall_s:5.1f} s)  "
-              f"long {b.accuracy:.3f} ({b.wall_s:6.1f} s)  {a.status}/{b.status} {a.reason or b.reason}", flush=True)
-    ok = [(a, b) for a, b in rows if a.ok and b.ok]
+    if args.workers > 1:
+        rows = run_workers(args)
+    else:
+        rows = [train_pair(i, g, short, long, cfg) for i, g in enumerate(genotypes)]
+    for row in rows:
+        print(f"{row['index'] + 1:>3}  proxy MACs {row['proxy_macs'] / 1e6:7.2f}M  short {row['short']:.3f} "
+              f"({row['short_s']:5.1f} s)  long {row['long']:.3f} ({row['long_s']:6.1f} s)  {row['status']}")
+    ok = [r for r in rows if r["status"] == "ok/ok"]
     if len(ok) < 3:
         raise SystemExit(f"only {len(ok)} genotypes trained without failure; cannot rank")
-    rho = spearman([a.accuracy for a, _ in ok], [b.accuracy for _, b in ok])
-    peer = spearman([a.proxy_macs for a, _ in ok], [b.accuracy for _, b in ok])
+    rho = spearman([r["short"] for r in ok], [r["long"] for r in ok])
+    peer = spearman([r["proxy_macs"] for r in ok], [r["long"] for r in ok])
     print(f"Spearman rho, proxy accuracy vs {args.factor:g}x longer training: {rho:.3f} (goal >= 0.6; "
           f"{len(ok)} genotypes, {time.perf_counter() - start:.0f} s)")
     print(f"peer, proxy MACs vs {args.factor:g}x longer training: {peer:.3f}; proxy minus peer: {rho - peer:+.3f}")
+
+
+def train_pair(index: int, genotype, short, long, cfg) -> dict:
+    """Train one genotype with the short and the long recipe; the numbers the report needs."""
+    from nas.trial import run_trial
+
+    a = run_trial(genotype, short, cfg.data, cfg.objective, cfg.target)
+    b = run_trial(genotype, long, cfg.data, cfg.objective, cfg.target)
+    reason = a.reason or b.reason
+    return {"index": index, "genotype": str(genotype), "proxy_macs": a.proxy_macs, "short": a.accuracy,
+            "short_s": a.wall_s, "long": b.accuracy, "long_s": b.wall_s,
+            "status": f"{a.status}/{b.status}" + (f" {reason}" if reason else "")}
+
+
+def run_workers(args) -> list[dict]:
+    """The same command in ``--workers`` processes, each taking every n-th genotype; rows by index."""
+    argv = [a for a in sys.argv[1:]]
+    procs = [subprocess.Popen([sys.executable, __file__, *argv, "--worker-index", str(k)], stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT) for k in range(args.workers)]
+    rows = []
+    for k, p in enumerate(procs):
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"worker {k} failed with exit code {p.returncode}")
+        rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return sorted(rows, key=lambda r: r["index"])
 
 
 if __name__ == "__main__":

@@ -44,15 +44,17 @@ def default_data() -> str | None:
 
 
 def settings(args):
-    from nas.data import DataConfig
-    from nas.proxy import ProxyConfig
+    from nas.commands.train_proxy import load_trial_config
 
-    data = DataConfig(kind="npz", path=args.data, holdout=0.2, train_limit=args.train_limit) if args.data \
-        else DataConfig(train_limit=args.train_limit)
-    proxy = ProxyConfig(epochs=args.epochs, width=args.width, device=args.device)
+    overrides = [f"proxy.epochs={args.epochs}", f"proxy.width={args.width}", f"proxy.device={args.device}"]
+    if args.data:
+        overrides += ["data.kind=npz", f"data.path={args.data}", "data.holdout=0.2"]
+    if args.train_limit:
+        overrides.append(f"data.train_limit={args.train_limit}")
     if args.quick:
-        proxy = replace(proxy, width=0.25, stem_stride=2, batch_size=64, lr=0.1)
-    return data, proxy
+        overrides += ["proxy.width=0.25", "proxy.stem_stride=2", "proxy.batch_size=64", "proxy.lr=0.1"]
+    cfg = load_trial_config(None, overrides + args.overrides)
+    return cfg.data, cfg.proxy
 
 
 def one_trial(data, proxy):
@@ -73,14 +75,14 @@ def bare_loop(data_cfg, proxy) -> float:
 
     from efficientnet import build_model
     from nas.data import load_data
-    from nas.proxy import resolve_device
+    from nas.proxy import resolve_device, use_channels_last
     from nas.proxy_ops import make_optimizer
     from search_spaces import named_genotype
 
     data = load_data(data_cfg)
     device = resolve_device(proxy.device)
     amp = proxy.amp == "on" or (proxy.amp == "auto" and device.type == "cuda")
-    fmt = torch.contiguous_format if proxy.channels_last == "off" else torch.channels_last
+    fmt = torch.channels_last if use_channels_last(proxy, device) else torch.contiguous_format
     model = build_model(proxy.spec(named_genotype("b0"), data.num_classes), bn_momentum=proxy.bn_momentum,
                         drop_connect_rate=0.0).to(device, memory_format=fmt)
     opt = make_optimizer(model, proxy.optimizer, proxy.lr, proxy.momentum, proxy.nesterov, proxy.weight_decay,
@@ -134,7 +136,8 @@ def _spawn(args, n: int, warm: bool) -> list[subprocess.Popen]:
     cmd = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--width", str(args.width),
            "--device", args.device] + (["--warm"] if warm else []) + (["--quick"] if args.quick else []) \
         + (["--data", args.data] if args.data else []) \
-        + (["--train-limit", str(args.train_limit)] if args.train_limit else [])
+        + (["--train-limit", str(args.train_limit)] if args.train_limit else []) \
+        + [f"--set={item}" for item in args.overrides]
     procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
              for _ in range(n)]
     if warm:  # start all timed trials together, after every worker has warmed up
@@ -212,6 +215,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="proxy/data override, e.g. proxy.channels_last=on (the layout of packed search trials)")
     parser.add_argument("--packs", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4])
     parser.add_argument("--quick", action="store_true",
                         help="CPU-sized: width 0.25, stride-2 stem; 1-epoch trials for packing and fresh")

@@ -45,7 +45,10 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
-        if value in get_args(tp):
+        choices = get_args(tp)
+        if isinstance(value, bool) and {"on", "off"} <= set(choices):
+            return "on" if value else "off"  # YAML 1.1 reads a bare on/off (yes/no) as a boolean
+        if not isinstance(value, bool) and value in choices:
             return value
         raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {_type_name(tp)}")
     if origin in (Union, types.UnionType):

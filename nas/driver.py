@@ -89,6 +89,8 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
     """The Tune function trainable: one genotype, per-epoch reports, a final report with everything."""
     import torch
 
+    from .proxy import for_gpu_share
+
     threads = max(1, int(experiment.resources.cpus_per_trial))
     torch.set_num_threads(threads)
     genotype = Genotype.from_string(config[GENOTYPE_KEY])
@@ -96,6 +98,9 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
     scale = config.get(SCALE_KEY)
     if scale:
         experiment = scaled_experiment(experiment, **scale)
+    proxy = for_gpu_share(experiment.proxy, experiment.resources.gpus_per_trial)
+    if proxy is not experiment.proxy:
+        experiment = dataclasses.replace(experiment, proxy=proxy)
 
     cost = _cost_model(experiment.objective, experiment.target).cost(genotype)
 

@@ -11,13 +11,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from nas.cli import main
 from nas.config import ConfigError, from_dict
 from nas.cost import TargetModel
 from nas.data import DataConfig, load_data
 from nas.objective import ObjectiveConfig, reward
-from nas.proxy import ProxyConfig, train_proxy, zero_init
+from nas.proxy import ProxyConfig, evaluate, for_gpu_share, train_proxy, use_channels_last, zero_init
 from nas.proxy_ops import Batcher, device_split, lr_factor, param_groups
 from nas.trial import TrialResult, run_trial
 from search_spaces import get_space, named_genotype
@@ -55,6 +56,14 @@ def test_yaml_section_and_defaults():
         from_dict(ProxyConfig, {"optimizer": "lamb"}, "proxy")
     with pytest.raises(ConfigError, match=r"proxy.epoch: unknown key"):
         from_dict(ProxyConfig, {"epoch": 3}, "proxy")
+    # YAML 1.1 reads a bare `off` / `on` as a boolean; on/off choices take it as meant.
+    raw = yaml.safe_load("channels_last: off\namp: on\ncudnn_benchmark_limit: 2")
+    cfg = from_dict(ProxyConfig, raw, "proxy")
+    assert (cfg.channels_last, cfg.amp, cfg.cudnn_benchmark_limit) == ("off", "on", 2)
+    with pytest.raises(ConfigError, match=r"proxy.evaluate_on: True is not allowed"):
+        from_dict(ProxyConfig, {"evaluate_on": True}, "proxy")
+    with pytest.raises(ValueError, match=r"proxy.cudnn_benchmark_limit must be >= 0"):
+        ProxyConfig(cudnn_benchmark_limit=-1)
     default = ProxyConfig()
     assert default.stem_stride == 1 and default.resolution == 32 and default.evaluate_on == "holdout"
 
@@ -117,6 +126,37 @@ def test_normalised_batches_and_resize():
     _, big = _batcher(padding=0, flip=False, resolution=48, channels_last=True)
     y = big.eval_batch(split, 0, 8)
     assert y.shape == (8, 3, 48, 48) and y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_evaluation_uses_one_batch_shape_and_counts_each_image_once():
+    data, batcher = _batcher(padding=0, flip=False)
+    split = device_split(data, "train", torch.device("cpu"))  # 128 images
+    shapes = []
+
+    class Probe(torch.nn.Module):  # "predicts" the true label of images whose first pixel is even
+        def forward(self, x):
+            shapes.append(tuple(x.shape))
+            rows = torch.cdist(x.flatten(1), all_x).argmin(1)
+            right = split.y[rows]
+            return torch.nn.functional.one_hot(torch.where(rows % 2 == 0, right, (right + 1) % 10), 10).float()
+
+    all_x = batcher.eval_batch(split, 0, len(split.y)).flatten(1)
+    for size in (128, 50, 7, 1000):
+        shapes.clear()
+        assert evaluate(Probe(), batcher, split, size) == 0.5  # every image counted exactly once
+        assert set(shapes) == {(min(size, 128), 3, 32, 32)}  # a short last batch is a full window
+
+
+def test_layout_rule():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    auto = ProxyConfig()
+    assert use_channels_last(auto, cpu) and not use_channels_last(auto, gpu)
+    assert use_channels_last(replace(auto, resolution=128), gpu)
+    assert not use_channels_last(replace(auto, channels_last="off"), cpu)
+    assert for_gpu_share(auto, 1.0) is auto and for_gpu_share(auto, 0) is auto
+    packed = for_gpu_share(auto, 0.25)
+    assert packed.channels_last == "on" and use_channels_last(packed, gpu)
+    assert for_gpu_share(replace(auto, channels_last="off"), 0.25).channels_last == "off"  # the user's choice
 
 
 def test_weight_decay_only_on_weights_and_zero_init():

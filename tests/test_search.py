@@ -103,7 +103,8 @@ def _count_peers(genotype, experiment, on_epoch):
     finally:
         me.unlink()
     return {"status": "ok", "reason": "", "reward": 0.1, "accuracy": 0.1, "macs": 1e6, "params": 1,
-            "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            "channels_last": experiment.proxy.channels_last}
 
 
 def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
@@ -119,3 +120,4 @@ def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
     peak = max(f["peak"] for f in finals)
     assert peak == 4, f"expected 4 trials at a time on one (fake) GPU, saw {peak}"
     assert {f["gpus"] for f in finals} == {"0"}  # Ray set CUDA_VISIBLE_DEVICES for every trial
+    assert {f["channels_last"] for f in finals} == {"on"}  # the layout that packs (nas.proxy.for_gpu_share)
