@@ -25,14 +25,10 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-DATA_CANDIDATES = (ROOT / "data" / "cifar10_small.npz", ROOT.parent / "shared" / "data" / "cifar10_small.npz")
+from _data import ROOT, default_data
 
 
 def ranks(values) -> np.ndarray:
@@ -63,7 +59,7 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=4.0, help="the long recipe trains this many times longer")
     parser.add_argument("--config", default=None, help="YAML with data/proxy sections (default: GPU recipe)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="e.g. proxy.epochs=5")
-    parser.add_argument("--data", default=next((str(p) for p in DATA_CANDIDATES if p.is_file()), None))
+    parser.add_argument("--data", default=default_data())
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="CPU-sized setting (see the docstring)")
     parser.add_argument("--workers", type=int, default=1,

@@ -28,12 +28,8 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-DATA_CANDIDATES = (ROOT / "data" / "cifar10_small.npz", ROOT.parent / "shared" / "data" / "cifar10_small.npz")
+from _data import ROOT, default_data
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -89,7 +85,7 @@ def main() -> None:
     parser.add_argument("--variant", dest="variants", type=parse_variant, action="append", default=[],
                         help="NAME=key=value[,key=value...] (repeatable; the first is the peer)")
     parser.add_argument("--genotype", default="b0")
-    parser.add_argument("--data", default=next((str(p) for p in DATA_CANDIDATES if p.is_file()), None),
+    parser.add_argument("--data", default=default_data(),
                         help="npz file, 2,000 images held out (default: cifar10_small.npz if found, else builtin)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--goal", type=float, default=0.6, help="accuracy whose training time is reported")

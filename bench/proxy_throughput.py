@@ -31,16 +31,8 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-DATA_CANDIDATES = (ROOT / "data" / "cifar10_small.npz", ROOT.parent / "shared" / "data" / "cifar10_small.npz")
-
-
-def default_data() -> str | None:
-    return next((str(p) for p in DATA_CANDIDATES if p.is_file()), None)
+from _data import ROOT, default_data
 
 
 def settings(args):
