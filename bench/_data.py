@@ -15,3 +15,8 @@ CANDIDATES = (ROOT / "data" / "cifar10_small.npz", ROOT.parent / "shared" / "dat
 def default_data() -> str | None:
     """The first candidate that exists, else None (the benchmark then uses the built-in data)."""
     return next((str(p) for p in CANDIDATES if p.is_file()), None)
+
+
+def npz_overrides(path: str | None, holdout: str = "2000") -> list[str]:
+    """``--set`` overrides that read ``path`` as an npz dataset, ``holdout`` images (or a fraction) held out."""
+    return ["data.kind=npz", f"data.path={path}", f"data.holdout={holdout}"] if path else []

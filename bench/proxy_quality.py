@@ -28,27 +28,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from _data import ROOT, default_data
+from _data import ROOT, default_data, npz_overrides
 
-
-def ranks(values) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    r = np.empty(len(values))
-    r[order] = np.arange(1, len(values) + 1)
-    for v in np.unique(values):
-        tie = values == v
-        r[tie] = r[tie].mean()
-    return r
-
-
-def spearman(a, b) -> float:
-    """Spearman's rho: the Pearson correlation of the ranks."""
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
-    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+from nas.stats import spearman
 
 
 def main() -> None:
@@ -70,9 +52,7 @@ def main() -> None:
     from nas.commands.train_proxy import load_trial_config
     from search_spaces import get_space
 
-    overrides = [f"proxy.device={args.device}"]
-    if args.data and not args.config:
-        overrides += ["data.kind=npz", f"data.path={args.data}", "data.holdout=2000"]
+    overrides = [f"proxy.device={args.device}", *(npz_overrides(args.data) if not args.config else [])]
     if args.quick:
         overrides += ["proxy.width=0.25", "proxy.depth=0.5", "proxy.stem_stride=2", "proxy.epochs=3",
                       "proxy.batch_size=64", "proxy.lr=0.1", "proxy.warmup_epochs=0.5",

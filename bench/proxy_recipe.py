@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import replace
 
-from _data import ROOT, default_data
+from _data import ROOT, default_data, npz_overrides
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -44,9 +44,7 @@ def worker(args) -> None:
     from nas.trial import run_trial
     from search_spaces import resolve_genotype
 
-    overrides = [f"proxy.device={args.device}"]
-    if args.data:
-        overrides += ["data.kind=npz", f"data.path={args.data}", "data.holdout=2000"]
+    overrides = [f"proxy.device={args.device}", *npz_overrides(args.data)]
     cfg = load_trial_config(None, overrides + args.sets)
     genotype = resolve_genotype(args.genotype)
     warm = replace(cfg.proxy, epochs=1, cudnn_benchmark=False)

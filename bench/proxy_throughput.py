@@ -32,15 +32,14 @@ import sys
 import time
 from dataclasses import replace
 
-from _data import ROOT, default_data
+from _data import ROOT, default_data, npz_overrides
 
 
 def settings(args):
     from nas.commands.train_proxy import load_trial_config
 
-    overrides = [f"proxy.epochs={args.epochs}", f"proxy.width={args.width}", f"proxy.device={args.device}"]
-    if args.data:
-        overrides += ["data.kind=npz", f"data.path={args.data}", "data.holdout=0.2"]
+    overrides = [f"proxy.epochs={args.epochs}", f"proxy.width={args.width}", f"proxy.device={args.device}",
+                 *npz_overrides(args.data, holdout="0.2")]
     if args.train_limit:
         overrides.append(f"data.train_limit={args.train_limit}")
     if args.quick:
@@ -67,13 +66,13 @@ def bare_loop(data_cfg, proxy) -> float:
 
     from efficientnet import build_model
     from nas.data import load_data
-    from nas.proxy import resolve_device, use_channels_last
+    from nas.proxy import resolve_device, use_amp, use_channels_last
     from nas.proxy_ops import make_optimizer
     from search_spaces import named_genotype
 
     data = load_data(data_cfg)
     device = resolve_device(proxy.device)
-    amp = proxy.amp == "on" or (proxy.amp == "auto" and device.type == "cuda")
+    amp = use_amp(proxy, device)
     fmt = torch.channels_last if use_channels_last(proxy, device) else torch.contiguous_format
     model = build_model(proxy.spec(named_genotype("b0"), data.num_classes), bn_momentum=proxy.bn_momentum,
                         drop_connect_rate=0.0).to(device, memory_format=fmt)

@@ -198,6 +198,11 @@ def _flag(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
 
+def use_amp(cfg: ProxyConfig, device: torch.device) -> bool:
+    """Whether the proxy trains under bf16 autocast (see ``ProxyConfig.amp``)."""
+    return _flag(cfg.amp, auto=device.type == "cuda")
+
+
 def use_channels_last(cfg: ProxyConfig, device: torch.device) -> bool:
     """Whether the proxy trains in channels_last (see ``ProxyConfig.channels_last``)."""
     return _flag(cfg.channels_last, auto=device.type != "cuda" or cfg.resolution > 64)
@@ -259,7 +264,7 @@ def train_proxy(genotype: Genotype, cfg: ProxyConfig, data: ProxyData,
 def _train(spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.device,
            on_epoch: EpochCallback | None, state: dict[str, Any]) -> ProxyOutcome:
     state["stage"] = "build"
-    amp = _flag(cfg.amp, auto=device.type == "cuda")
+    amp = use_amp(cfg, device)
     channels_last = use_channels_last(cfg, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
