@@ -8,7 +8,7 @@ random genotypes of the MnasNet space end to end on this CPU and predicts
 their latency two ways, both calibrated on the same four other genotypes
 measured end to end:
 
-* LUT: the per-layer table of ``nas.latency`` (layers measured in isolation),
+* LUT: the per-layer table of ``nas.cost.latency`` (layers measured in isolation),
   ``scale * sum + offset`` fitted by ``fit_calibration``;
 * MACs: ``scale * MACs + offset`` fitted by the same function.
 
@@ -26,9 +26,11 @@ import time
 
 import numpy as np
 
-from nas.cost import MacsCost, TargetModel
-from nas.latency import (LatencyCost, MeasureSettings, build_table, fit_calibration, measure_genotype, spearman,
-                         validate_table, validation_genotypes)
+from nas.cost.analytic import MacsCost
+
+from nas.cost.target import TargetModel
+from nas.cost.latency import (LatencyCost, MeasureSettings, build_table, fit_calibration, measure_genotype, spearman,
+                              validate_table, validation_genotypes)
 from search_spaces import Genotype, get_space
 
 

@@ -6,7 +6,7 @@ reward; a hard box on the cost is the other common choice (e.g. "MACs in
 at most ``max_tries`` times, then fail with the bounds, the number of tries
 and the closest cost seen (STYLE habit 7: every loop has a bound).
 
-The cost function is injected (``nas.cost.MacsCost(...).cost`` is one), so this
+The cost function is injected (``nas.cost.analytic.MacsCost(...).cost`` is one), so this
 package never imports ``nas``.
 """
 

@@ -4,7 +4,9 @@ Like Ray's ``OptunaSearch`` around Optuna's ask/tell: ``suggest`` asks the
 controller for a genotype and hands Tune the config ``{"genotype": "<TF block
 string>"}``; ``on_trial_complete`` tells the controller the trial's reward, or
 ``None`` when the trial errored, reported no metric, or reported
-``status: failed``.  ``save``/``restore`` pickle the controller's
+``status: failed`` -- or whatever an injected ``reward_of(result, error)``
+decides (effnas's driver passes ``nas.search.trial.reward_to_tell``, which
+also tells a trial stopped early by a scheduler as ``None``).  ``save``/``restore`` pickle the controller's
 ``state_dict()`` plus the map of live trials, so a resumed Tune run continues
 the same search.  Usable in a user's own ``Tuner``::
 
@@ -33,13 +35,17 @@ class ControllerSearcher(Searcher):
 
     def __init__(self, controller: Any, metric: str = "reward", mode: str = "max",
                  extra_config: dict[str, Any] | None = None, max_trials: int | None = None,
-                 recorded_ids: Callable[[], Iterable[str]] | None = None) -> None:
+                 recorded_ids: Callable[[], Iterable[str]] | None = None,
+                 reward_of: Callable[[dict | None, bool], float | None] | None = None) -> None:
         """``max_trials``: suggest no more than this many trials in all (resumed sessions included).
 
         ``recorded_ids``: a function returning the ids of trials finished and recorded elsewhere
         (e.g. a results file).  After a restore, recorded trials this searcher's checkpoint never
         saw (finished after Tune's last experiment checkpoint, before a crash) count against
         ``max_trials``, so a resumed search does not run more trials than its budget.
+
+        ``reward_of(result, error)``: the reward to tell for a completed trial (``None``: no reward);
+        default: ``metric`` of the last result, ``None`` for an error, ``status: failed`` or a non-finite value.
         """
         if mode != "max":
             raise ValueError(f"controllers maximise their reward: mode must be 'max', got {mode!r}")
@@ -48,6 +54,7 @@ class ControllerSearcher(Searcher):
         self.extra_config = dict(extra_config or {})
         self.max_trials = max_trials
         self.recorded_ids = recorded_ids
+        self.reward_of = reward_of
         self.live: dict[str, str] = {}
         self.done: set[str] = set()
         self.unseen = 0  # recorded trials from after the checkpoint this searcher was restored from
@@ -76,6 +83,8 @@ class ControllerSearcher(Searcher):
         self.controller.tell(Genotype.from_string(text), self._reward(result, error))
 
     def _reward(self, result: dict | None, error: bool) -> float | None:
+        if self.reward_of is not None:
+            return self.reward_of(result, error)
         if error or not result or result.get("status") == "failed":
             return None
         value = result.get(self.metric)

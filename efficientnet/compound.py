@@ -55,6 +55,7 @@ from search_spaces import Genotype
 from .model import ModelSpec
 from .scaling import COEFFICIENTS, Coefficients
 from .counting import count_arch
+from .stages import DEFAULT_RESOLUTION, NUM_CLASSES
 
 #: The triple of the paper (section 4): alpha * beta**2 * gamma**2 = 1.92.
 PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA = 1.2, 1.1, 1.15
@@ -92,7 +93,15 @@ class CompoundCoefficients:
     def as_dict(self) -> dict[str, float]:
         return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}
 
-    def at(self, phi: int, base_resolution: int = 224,
+    def scale(self, width: float, depth: float, resolution: int) -> dict[str, float | int]:
+        """A step-1 candidate (section 3.3): depth x alpha, width x beta, resolution x gamma (``round_resolution``).
+
+        The one candidate scaler: the grid search scales the proxy network and the target model with it.
+        """
+        return {"width": width * self.beta, "depth": depth * self.alpha,
+                "resolution": round_resolution(resolution * self.gamma)}
+
+    def at(self, phi: int, base_resolution: int = DEFAULT_RESOLUTION,
            resolution_divisor: int = RESOLUTION_DIVISOR) -> Coefficients:
         """The width, depth, resolution and dropout at ``phi``, with the rounding of the module docstring."""
         phi = _check_phi(phi)
@@ -136,7 +145,7 @@ def official_family(max_phi: int = DEFAULT_MAX_PHI) -> list[FamilyMember]:
 
 
 def compound_family(coefficients: CompoundCoefficients = PAPER_COEFFICIENTS, max_phi: int = DEFAULT_MAX_PHI,
-                    base_resolution: int = 224,
+                    base_resolution: int = DEFAULT_RESOLUTION,
                     resolution_divisor: int = RESOLUTION_DIVISOR) -> list[FamilyMember]:
     """Models phi = 0..``max_phi`` of equation 3 (phi = 0 is the unscaled baseline)."""
     _check_phi(max_phi)
@@ -144,7 +153,7 @@ def compound_family(coefficients: CompoundCoefficients = PAPER_COEFFICIENTS, max
             for phi in range(max_phi + 1)]
 
 
-def member_spec(genotype: Genotype, member: FamilyMember | Coefficients, num_classes: int = 1000,
+def member_spec(genotype: Genotype, member: FamilyMember | Coefficients, num_classes: int = NUM_CLASSES,
                 stem_stride: int = 2) -> ModelSpec:
     """The :class:`ModelSpec` of ``genotype`` scaled by a family member's coefficients."""
     c = member.coefficients if isinstance(member, FamilyMember) else member
@@ -152,7 +161,7 @@ def member_spec(genotype: Genotype, member: FamilyMember | Coefficients, num_cla
                      num_classes=num_classes, stem_stride=stem_stride)
 
 
-def family_table(genotype: Genotype, members: Sequence[FamilyMember], num_classes: int = 1000,
+def family_table(genotype: Genotype, members: Sequence[FamilyMember], num_classes: int = NUM_CLASSES,
                  stem_stride: int = 2) -> list[dict[str, Any]]:
     """One row per member: name, phi, width, depth, resolution, dropout, params, macs (analytical)."""
     rows = []
@@ -167,7 +176,11 @@ def family_table(genotype: Genotype, members: Sequence[FamilyMember], num_classe
 
 # --- step 1: the grid at phi = 1 ---------------------------------------------------------------------
 
-def grid_values(low: float = 1.0, high: float = 1.5, step: float = 0.05) -> tuple[float, ...]:
+#: The default axis of the step-1 grid: 1.0, 1.05, ..., 1.5 (the paper's triple 1.2/1.1/1.15 is on it).
+GRID_LOW, GRID_HIGH, GRID_STEP = 1.0, 1.5, 0.05
+
+
+def grid_values(low: float = GRID_LOW, high: float = GRID_HIGH, step: float = GRID_STEP) -> tuple[float, ...]:
     """``low, low + step, ..., high`` (inclusive), each rounded to 6 decimals so 1.15 is 1.15."""
     for name, value in (("low", low), ("high", high), ("step", step)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -212,8 +225,8 @@ def scale_grid(alphas: Iterable[float], betas: Iterable[float], gammas: Iterable
     return out
 
 
-def grid_candidate(genotype: Genotype, coefficients: CompoundCoefficients, base_resolution: int = 224,
-                   num_classes: int = 1000, stem_stride: int = 2,
+def grid_candidate(genotype: Genotype, coefficients: CompoundCoefficients, base_resolution: int = DEFAULT_RESOLUTION,
+                   num_classes: int = NUM_CLASSES, stem_stride: int = 2,
                    resolution_divisor: int = RESOLUTION_DIVISOR) -> ModelSpec:
     """The phi = 1 model of step 1: ``genotype`` at depth alpha, width beta, resolution gamma * base."""
     return member_spec(genotype, coefficients.at(1, base_resolution, resolution_divisor), num_classes, stem_stride)
@@ -229,7 +242,7 @@ class GridChoice:
 
 
 def select_coefficients(results: Iterable[Mapping[str, Any]], metric: str = "accuracy",
-                        max_phi: int = DEFAULT_MAX_PHI, base_resolution: int = 224,
+                        max_phi: int = DEFAULT_MAX_PHI, base_resolution: int = DEFAULT_RESOLUTION,
                         resolution_divisor: int = RESOLUTION_DIVISOR) -> GridChoice:
     """Pick the best triple from grid-trial results and return the family it implies.
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .layout import LayerSpec, _stage_layers
+from .layout import LayerSpec, _stage_layers, head_layer, stem_layer
+from .stages import NUM_CLASSES
 
 
 def _conv(cin: int, cout: int, k: int, groups: int, out_size: int, bias: bool = False) -> tuple[int, int]:
@@ -57,7 +58,7 @@ def classifier_cost(in_features: int, num_classes: int) -> tuple[int, int]:
     return in_features * num_classes + num_classes, in_features * num_classes
 
 
-def count(layers: list[LayerSpec], num_classes: int = 1000) -> tuple[int, int]:
+def count(layers: list[LayerSpec], num_classes: int = NUM_CLASSES) -> tuple[int, int]:
     """(params, MACs) of a whole network from its layer walk."""
     params = macs = 0
     for spec in layers:
@@ -117,22 +118,21 @@ def _stage_cost(stage, size: int) -> tuple[int, int, int]:
     return params, macs, layers[-1].out_size
 
 
-def count_arch(arch, resolution: int, num_classes: int = 1000) -> tuple[int, int]:
+def count_arch(arch, resolution: int, num_classes: int = NUM_CLASSES) -> tuple[int, int]:
     """(params, MACs) of an ``ArchConfig`` at ``resolution``; equal to ``count(walk(arch, resolution))``.
 
-    Sums per-stage costs that are cached by (stage, input size): a search filters
-    thousands of candidates that share most of their stages.
+    The walk's own pieces (``stem_layer``, the cached ``_stage_layers``, ``head_layer``), with
+    per-stage costs cached by (stage, input size): a search filters thousands of candidates that
+    share most of their stages.
     """
-    # positional LayerSpec fields: kind, in, out, kernel, stride, expand, se, residual, in_size, index
-    stem = LayerSpec("stem", 3, arch.stem, 3, arch.stem_stride, 1, 0.0, False, resolution, -1)
+    stem = stem_layer(arch, resolution)
     params, macs = layer_cost(stem)
     size = stem.out_size
     for stage in arch.stages:
         p, m, size = _stage_cost(stage, size)
         params += p
         macs += m
-    last = arch.stages[-1].out_filters if arch.stages else arch.stem
-    p, m = layer_cost(LayerSpec("head", last, arch.head, 1, 1, 1, 0.0, False, size, -1))
+    p, m = layer_cost(head_layer(arch, size))
     params += p
     macs += m
     if num_classes:

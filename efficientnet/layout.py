@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
-from .stages import ArchConfig, StageConfig
+from .stages import DEFAULT_RESOLUTION, ArchConfig, StageConfig
 
 
 class LayerSpec(NamedTuple):
@@ -57,11 +57,9 @@ class LayerSpec(NamedTuple):
                 self.residual, self.in_size)
 
 
-def walk(arch: ArchConfig, resolution: int = 224) -> list[LayerSpec]:
+def walk(arch: ArchConfig, resolution: int = DEFAULT_RESOLUTION) -> list[LayerSpec]:
     """Stem, every layer of every stage, and the head, in forward order."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
-    layers = [LayerSpec("stem", 3, arch.stem, kernel=3, stride=arch.stem_stride, in_size=resolution, index=-1)]
+    layers = [stem_layer(arch, resolution)]
     size = layers[0].out_size
     index = 0
     for stage in arch.stages:
@@ -69,9 +67,21 @@ def walk(arch: ArchConfig, resolution: int = 224) -> list[LayerSpec]:
         layers.extend(stage_layers)
         size = stage_layers[-1].out_size
         index += stage.layers
-    last = arch.stages[-1].out_filters if arch.stages else arch.stem
-    layers.append(LayerSpec("head", last, arch.head, in_size=size, index=-1))
+    layers.append(head_layer(arch, size))
     return layers
+
+
+def stem_layer(arch: ArchConfig, resolution: int) -> LayerSpec:
+    """The first layer of the walk: a 3x3 conv from RGB at ``resolution``."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    return LayerSpec("stem", 3, arch.stem, kernel=3, stride=arch.stem_stride, in_size=resolution, index=-1)
+
+
+def head_layer(arch: ArchConfig, size: int) -> LayerSpec:
+    """The last layer of the walk: a 1x1 conv to ``arch.head`` channels on a ``size`` feature map."""
+    last = arch.stages[-1].out_filters if arch.stages else arch.stem
+    return LayerSpec("head", last, arch.head, in_size=size, index=-1)
 
 
 @lru_cache(maxsize=65536)

@@ -1,8 +1,9 @@
 """Step 3 of 3: layer walk -> ``nn.Module``, and the public model factories.
 
 The builder takes an :class:`ArchConfig` that is already scaled; it never sees
-width or depth multipliers.  ``create_model`` and ``from_genotype`` chain the
-three steps (decode, scale, build).
+width or depth multipliers.  ``build_model`` (of a :class:`ModelSpec`) and
+``create_model`` (of an official model name) chain the three steps (decode,
+scale, build).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from search_spaces import Genotype, resolve_genotype
 from .blocks import Block, ConvBNAct, Norms
 from .layout import walk
 from .scaling import coefficients, scale_arch
-from .stages import ArchConfig, stages_from_genotype
+from .stages import DEFAULT_RESOLUTION, NUM_CLASSES, ArchConfig, stages_from_genotype
 
 
 class EfficientNet(nn.Module):
     """Stem, blocks, head, pooling, dropout and classifier built from an ``ArchConfig``."""
 
-    def __init__(self, arch: ArchConfig, num_classes: int = 1000, dropout: float = 0.2,
+    def __init__(self, arch: ArchConfig, num_classes: int = NUM_CLASSES, dropout: float = 0.2,
                  drop_connect_rate: float = 0.2, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
                  same_padding: bool = False) -> None:
         super().__init__()
@@ -75,9 +76,9 @@ class ModelSpec:
     genotype: Genotype
     width: float = 1.0
     depth: float = 1.0
-    resolution: int = 224
+    resolution: int = DEFAULT_RESOLUTION
     dropout: float = 0.2
-    num_classes: int = 1000
+    num_classes: int = NUM_CLASSES
     stem_stride: int = 2
 
     def arch(self) -> ArchConfig:
@@ -86,7 +87,7 @@ class ModelSpec:
 
 
 def model_spec(name_or_genotype: str | Genotype, model: str | None = None, width: float | None = None,
-               depth: float | None = None, resolution: int | None = None, num_classes: int = 1000) -> ModelSpec:
+               depth: float | None = None, resolution: int | None = None, num_classes: int = NUM_CLASSES) -> ModelSpec:
     """Resolve a genotype (name or string) and an optional official model name to a :class:`ModelSpec`.
 
     ``model`` (``efficientnet-b3``) sets width, depth, resolution and dropout from the coefficient
@@ -106,6 +107,6 @@ def build_model(spec: ModelSpec, **kwargs) -> EfficientNet:
     return EfficientNet(spec.arch(), num_classes=spec.num_classes, **kwargs)
 
 
-def create_model(name: str = "efficientnet-b0", num_classes: int = 1000, **kwargs) -> EfficientNet:
+def create_model(name: str = "efficientnet-b0", num_classes: int = NUM_CLASSES, **kwargs) -> EfficientNet:
     """An official model (``efficientnet-b0`` .. ``efficientnet-l2``) built from the ``b0`` genotype."""
     return build_model(model_spec("b0", model=name, num_classes=num_classes), **kwargs)

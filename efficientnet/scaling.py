@@ -43,6 +43,15 @@ COEFFICIENTS: dict[str, Coefficients] = {
 }
 
 
+#: Parameters of EfficientNet-B0..B7 (1000 classes): torchvision's and timm's published counts
+#: (efficientnet-pytorch's are the same).  Every model of ``COEFFICIENTS`` b0..b7 reproduces them exactly.
+OFFICIAL_PARAMS = (5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960)
+#: Multiply-adds (conv + linear) of B0..B7 at each model's own resolution: torchvision's metadata "GFLOPS".
+OFFICIAL_GMACS = (0.386, 0.687, 0.994, 1.827, 4.394, 10.266, 19.068, 37.746)
+#: B0 at 224 exactly, counted by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2; conv + linear).
+B0_MACS = 385_814_752
+
+
 def coefficients(name: str) -> Coefficients:
     if name not in COEFFICIENTS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(COEFFICIENTS)}")

@@ -13,9 +13,12 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from search_spaces import Genotype
+from search_spaces.genotype import STEM_FILTERS
 
-STEM_FILTERS = 32
 HEAD_FILTERS = 1280
+#: EfficientNet-B0's input resolution and ImageNet's classes: the defaults of every model and target.
+DEFAULT_RESOLUTION = 224
+NUM_CLASSES = 1000
 
 
 class StageConfig(NamedTuple):

@@ -10,6 +10,7 @@ before Ray starts, so a config mistake never costs a cluster start-up.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from controllers import get_controller_class
+from controllers import get_controller_class, make_controller
+from controllers.constraint import Constraint
+from efficientnet.compound import CompoundCoefficients
 from search_spaces import get_space
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .cost import TargetModel, build_cost_model
-from .data import DataConfig
-from .objective import ObjectiveConfig
-from .proxy import ProxyConfig
+from .cost.base import build_cost_model
+from .cost.target import TargetModel
+from .proxy.config import ProxyConfig
+from .proxy.data import DataConfig
+from .search import results
+from .search.objective import ObjectiveConfig
+
+#: The file Ray Tune keeps a restorable Tuner's state in (``ray.tune.impl.tuner_internal._TUNER_PKL``).
+TUNER_STATE = "tuner.pkl"
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,16 @@ class Experiment:
     def run_dir(self) -> Path:
         return Path(self.output.dir).expanduser().resolve() / self.output.name
 
+    @property
+    def storage(self) -> str:
+        """Where Ray Tune keeps the run (``output.storage``, default the run dir's folder)."""
+        return self.output.storage or str(self.run_dir.parent)
+
+    @property
+    def tune_path(self) -> str:
+        """Ray Tune's experiment folder of this run: ``<storage>/<output.name>``."""
+        return f"{self.storage.rstrip('/')}/{self.output.name}"
+
     def to_dict(self) -> dict:
         return to_dict(self)
 
@@ -115,8 +133,6 @@ def load_experiment(path: str | Path | None = None, overrides: list[str] | tuple
 
 def absolute_paths(exp: Experiment) -> Experiment:
     """Relative file paths made absolute (from the current directory): Ray runs trials in their own folders."""
-    import dataclasses
-
     def fix(value: str | None) -> str | None:
         return str(Path(value).expanduser().resolve()) if value and "://" not in value else value
 
@@ -175,9 +191,40 @@ def check_experiment(exp: Experiment) -> None:
         check_feasible(exp, space)
 
 
+def check_run_dir(exp: Experiment, resume: bool) -> None:
+    """A new run needs an unused run dir; ``--resume`` needs Ray Tune's saved state (checked here for local storage)."""
+    if resume and "://" not in exp.tune_path and not (Path(exp.tune_path) / TUNER_STATE).is_file():
+        raise FileNotFoundError(f"--resume: no search state at {exp.tune_path!r}; run without --resume to start it")
+    if not resume and (exp.run_dir / results.TRIALS).exists():
+        raise ConfigError(f"output: run dir {str(exp.run_dir)!r} already holds a search; pass --resume to continue "
+                          "it or set output.name to start a new one")
+
+
+def scale_model(model, c: CompoundCoefficients):
+    """A proxy config or target model scaled by a grid candidate (``CompoundCoefficients.scale``)."""
+    return dataclasses.replace(model, **c.scale(model.width, model.depth, model.resolution))
+
+
+def scaled_experiment(exp: Experiment, c: CompoundCoefficients) -> Experiment:
+    """EfficientNet's step-1 candidate: proxy AND target scaled by (alpha, beta, gamma)."""
+    return dataclasses.replace(exp, proxy=scale_model(exp.proxy, c), target=scale_model(exp.target, c))
+
+
+def build_controller(exp: Experiment):
+    """The controller the experiment asks for, with its seed, settings and cost constraint."""
+    c = exp.controller
+    constraint = None
+    if c.cost_min is not None or c.cost_max is not None:
+        constraint = Constraint(cost=cost_function(exp), lo=-math.inf if c.cost_min is None else c.cost_min,
+                                hi=math.inf if c.cost_max is None else c.cost_max, max_tries=c.max_tries,
+                                unit=exp.objective.cost)
+    settings = from_dict(get_controller_class(c.name).settings_cls, c.settings, "controller.settings")
+    return make_controller(c.name, get_space(exp.space), seed=c.seed, constraint=constraint, settings=settings)
+
+
 def cost_function(exp: Experiment):
     """The objective's cost on the target model, as a plain callable (for constraints)."""
-    return build_cost_model(exp.objective, exp.target).cost
+    return build_cost_model(exp.objective.cost, exp.target, exp.objective.latency_table).cost
 
 
 def check_feasible(exp: Experiment, space=None) -> None:
@@ -208,5 +255,6 @@ def resolved_yaml(exp: Experiment) -> str:
 
 
 __all__ = ["BudgetConfig", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
-           "SchedulerConfig", "check_experiment", "cost_function", "load_experiment", "resolved_yaml"]
+           "SchedulerConfig", "build_controller", "check_experiment", "check_run_dir", "cost_function",
+           "load_experiment", "resolved_yaml", "scale_model", "scaled_experiment"]
 

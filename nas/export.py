@@ -20,6 +20,7 @@ batch to make such a check mean something.
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -72,7 +73,21 @@ def export_onnx(model: nn.Module, path: str | Path, resolution: int, opset: int 
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
     path = check_output_path(path)
-    dummy = torch.zeros(1, in_channels, resolution, resolution)
+    _export(model, torch.zeros(1, in_channels, resolution, resolution), str(path), opset, dynamic_batch)
+    LOG.info("exported %s (opset %d, input %dx%dx%d, %d bytes)", path, opset, in_channels, resolution,
+             resolution, path.stat().st_size)
+    return path
+
+
+def onnx_bytes(module: nn.Module, input_shape: tuple[int, ...], batch: int = 1, opset: int = DEFAULT_OPSET) -> bytes:
+    """``module`` as an in-memory ONNX model for inputs ``(batch, *input_shape)`` (fixed batch)."""
+    buffer = io.BytesIO()
+    _export(module, torch.zeros(batch, *input_shape), buffer, check_opset(opset), dynamic_batch=False)
+    return buffer.getvalue()
+
+
+def _export(model: nn.Module, dummy: torch.Tensor, f, opset: int, dynamic_batch: bool) -> None:
+    """The one call of the TorchScript ONNX exporter: eval mode, its warnings silenced, the mode restored."""
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     was_training = model.training
     model.eval()
@@ -83,23 +98,27 @@ def export_onnx(model: nn.Module, path: str | Path, resolution: int, opset: int 
             warnings.filterwarnings("ignore", category=FutureWarning)
             # TF-"SAME" padding reads the input size while tracing: a constant, as the resolution is fixed.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(model, (dummy,), str(path), opset_version=opset, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
-                              **_TORCHSCRIPT)
+            with torch.no_grad():
+                torch.onnx.export(model, (dummy,), f, opset_version=opset, input_names=[INPUT_NAME],
+                                  output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
+                                  **_TORCHSCRIPT)
     finally:
         model.train(was_training)
-    LOG.info("exported %s (opset %d, input %dx%dx%d, %d bytes)", path, opset, in_channels, resolution,
-             resolution, path.stat().st_size)
-    return path
 
 
-def onnx_session(path: str | Path):
-    """An onnxruntime CPU session for ``path`` (onnxruntime is imported here, on demand)."""
+def onnxruntime(purpose: str = "checking an ONNX file"):
+    """The onnxruntime module (a test extra, imported on demand); ValueError naming the install if missing."""
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("checking an ONNX file needs onnxruntime: pip install onnxruntime "
-                          "(or pip install -e '.[test]')") from None
+        raise ValueError(f"{purpose} needs onnxruntime: pip install onnxruntime (or pip install -e '.[test]')") \
+            from None
+    return ort
+
+
+def onnx_session(path: str | Path):
+    """An onnxruntime CPU session for ``path``."""
+    ort = onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -10,3 +10,14 @@ import pytest
 def rng() -> np.random.Generator:
     """A fresh, seeded numpy Generator (the project never uses the global RNG)."""
     return np.random.default_rng(0)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The fast set (Ray tests deselected) must never import Ray: fail the session if it did."""
+    import sys
+
+    markexpr = session.config.getoption("markexpr", "") or ""
+    if "not ray" in markexpr and "ray" in sys.modules and session.testscollected:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            "ERROR: the fast test set (-m 'not ray ...') imported Ray; import it only inside Ray tests")
+        session.exitstatus = 1

@@ -19,6 +19,13 @@ SMALL = {
 }
 
 
+def run_search(*args, **kwargs):
+    """``nas.driver.run_search``, imported on first use: collecting a test module must not import Ray."""
+    from nas.driver import run_search as run
+
+    return run(*args, **kwargs)
+
+
 def small(tmp_path: Path, **sections) -> dict:
     import copy
 

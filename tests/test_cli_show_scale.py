@@ -6,11 +6,9 @@ import json
 
 import pytest
 
+from efficientnet.scaling import B0_MACS, OFFICIAL_PARAMS
 from nas.cli import main
 from search_spaces import named_genotype
-
-OFFICIAL_PARAMS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960]
-B0_MACS = 385_814_752
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -64,7 +62,7 @@ def test_scale_b0_json(capsys):
     assert len(rows) == 8
     for row in rows:
         assert {"name", "width", "depth", "resolution", "dropout", "params", "macs"} <= set(row)
-    assert [row["params"] for row in rows] == OFFICIAL_PARAMS
+    assert [row["params"] for row in rows] == list(OFFICIAL_PARAMS)
     assert [row["resolution"] for row in rows] == [224, 240, 260, 300, 380, 456, 528, 600]
     assert rows[0]["macs"] == B0_MACS
 

@@ -10,14 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from efficientnet import (COEFFICIENTS, LayerSpec, ModelSpec, build_model, count, count_arch, count_spec,
                           layer_cost, measure_macs, model_spec, walk)
+from efficientnet.scaling import B0_MACS, OFFICIAL_GMACS, OFFICIAL_PARAMS
 from search_spaces import get_space, named_genotype
-
-#: Parameters of EfficientNet-B0..B7 (1000 classes): torchvision's and timm's published counts.
-OFFICIAL_PARAMS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960]
-#: Multiply-adds (conv + linear) at each model's own resolution: torchvision's metadata "GFLOPS".
-OFFICIAL_GMACS = [0.386, 0.687, 0.994, 1.827, 4.394, 10.266, 19.068, 37.746]
-#: B0 at 224, counted by torch.utils.flop_counter.FlopCounterMode (FLOPs / 2), see shared ENVIRONMENT.md.
-B0_MACS = 385_814_752
 
 
 @pytest.mark.parametrize("index", range(8), ids=[f"b{i}" for i in range(8)])

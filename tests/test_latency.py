@@ -17,12 +17,13 @@ import torch
 
 from efficientnet import build_model, layer_cost, walk
 from nas.cli import main
-from nas.cost import CostModel, TargetModel, build_cost_model
-from nas.objective import ObjectiveConfig, reward
-from nas.latency import (FORMAT, LatencyCost, LatencyTable, Measurement, MeasureSettings, MissingLayerError,
-                         TableModel, build_table, cpu_threads, describe_target, fit_calibration, layer_module,
-                         measure_genotypes, measure_module, model_layers, sampled_layers, space_layers, spearman,
-                         validate_table)
+from nas.cost.base import CostModel, build_cost_model
+from nas.cost.target import TargetModel
+from nas.search.objective import ObjectiveConfig, reward
+from nas.cost.latency import (FORMAT, LatencyCost, LatencyTable, Measurement, MeasureSettings, MissingLayerError,
+                              TableModel, build_table, cpu_threads, describe_target, fit_calibration, layer_module,
+                              measure_genotypes, measure_module, model_layers, sampled_layers, space_layers, spearman,
+                              validate_table)
 from search_spaces import BlockGene, Genotype, get_space, named_genotype
 
 TINY = TargetModel(resolution=32, num_classes=10)
@@ -86,7 +87,7 @@ def test_spearman_and_calibration_fit_by_hand():
 def test_steady_malloc_on_glibc_and_recorded():
     import platform
 
-    from nas.latency.measure import steady_malloc
+    from nas.cost.latency.measure import steady_malloc
 
     glibc = platform.libc_ver()[0] == "glibc"
     assert steady_malloc() is glibc
@@ -177,7 +178,7 @@ def test_table_file_errors_are_clear(tmp_path):
 def test_latency_cost_is_a_cost_model_and_orders_by_size(tmp_path):
     path = _synthetic_table().save(tmp_path / "lut.json")
     objective = ObjectiveConfig(cost="latency", target=0.5, latency_table=str(path))
-    cost = build_cost_model(objective, TINY)
+    cost = build_cost_model(objective.cost, TINY, objective.latency_table)
     assert isinstance(cost, LatencyCost) and isinstance(cost, CostModel)
     assert (cost.name, cost.unit) == ("latency", "ms")
     small, big = _tiny(), _tiny(filters=(16, 24, 32), expand=6, kernel=5, se=0.25, layers=(1, 2, 2))

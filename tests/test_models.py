@@ -10,9 +10,8 @@ from torch import nn
 from efficientnet import (COEFFICIENTS, EfficientNet, ModelSpec, build_model, count_spec, create_model, model_spec,
                           scale_arch, stages_from_genotype, walk)
 from efficientnet.blocks import Block, Conv2dSame, drop_path
+from efficientnet.scaling import OFFICIAL_PARAMS
 from search_spaces import BlockGene, Genotype, get_space, named_genotype
-
-OFFICIAL_PARAMS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960]
 
 
 def _numel(model: nn.Module) -> int:

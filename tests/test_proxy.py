@@ -15,12 +15,13 @@ import yaml
 
 from nas.cli import main
 from nas.config import ConfigError, from_dict
-from nas.cost import TargetModel
-from nas.data import DataConfig, load_data
-from nas.objective import ObjectiveConfig, reward
-from nas.proxy import ProxyConfig, evaluate, for_gpu_share, train_proxy, use_channels_last, zero_init
-from nas.proxy_ops import Batcher, device_split, lr_factor, param_groups
-from nas.trial import TrialResult, run_trial
+from nas.cost.target import TargetModel
+from nas.proxy.data import DataConfig, load_data
+from nas.search.objective import ObjectiveConfig, reward
+from nas.proxy.config import ProxyConfig, for_gpu_share, use_channels_last
+from nas.proxy.train import evaluate, train_proxy, zero_init
+from nas.proxy.ops import Batcher, device_split, lr_factor, param_groups
+from nas.search.trial import TrialResult, run_trial
 from search_spaces import get_space, named_genotype
 
 B0 = named_genotype("b0")
@@ -188,7 +189,7 @@ def test_build_failure_is_a_failed_result(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no such op")
 
-    monkeypatch.setattr("nas.proxy.build_model", broken)
+    monkeypatch.setattr("nas.proxy.train.build_model", broken)
     result = run_trial(B0, TINY, TINY_DATA, ObjectiveConfig())
     assert result.status == "failed" and result.reason == "build failed: RuntimeError: no such op"
     assert (result.accuracy, result.reward, result.epochs) == (0.0, 0.0, 0)
@@ -214,7 +215,7 @@ def _poisoned_build(exc: Exception | None = None):
 
 @pytest.mark.training
 def test_nan_loss_is_a_failed_result(monkeypatch):
-    monkeypatch.setattr("nas.proxy.build_model", _poisoned_build())
+    monkeypatch.setattr("nas.proxy.train.build_model", _poisoned_build())
     result = run_trial(B0, TINY, TINY_DATA, ObjectiveConfig())
     assert result.status == "failed" and result.reason == "training loss became nan in epoch 1"
     assert (result.accuracy, result.reward, result.epochs) == (0.0, 0.0, 1)
@@ -222,7 +223,7 @@ def test_nan_loss_is_a_failed_result(monkeypatch):
 
 @pytest.mark.training
 def test_out_of_memory_is_a_failed_result(monkeypatch):
-    monkeypatch.setattr("nas.proxy.build_model", _poisoned_build(torch.OutOfMemoryError("CUDA out of memory.")))
+    monkeypatch.setattr("nas.proxy.train.build_model", _poisoned_build(torch.OutOfMemoryError("CUDA out of memory.")))
     result = run_trial(B0, TINY, TINY_DATA, ObjectiveConfig())
     assert result.status == "failed"
     assert result.reason == "out of memory during training (epoch 1): CUDA out of memory."

@@ -7,13 +7,14 @@ import math
 import pytest
 
 from controllers import make_controller
-from controllers.ray_searcher import ControllerSearcher
 from search_spaces import get_space
 
 pytestmark = pytest.mark.ray  # imports Ray (no cluster is started)
 
 
 def _searcher(**kw):
+    from controllers.ray_searcher import ControllerSearcher  # imports Ray: not at collection
+
     return ControllerSearcher(make_controller("random", get_space("tiny"), seed=0), **kw)
 
 
@@ -49,4 +50,4 @@ def test_restore_counts_trials_recorded_after_the_checkpoint(tmp_path):
     assert fresh.live.keys() == {"b"} and fresh.done == {"a"} and fresh.unseen == 1
     # a + b (live, re-run by Tune) + late = 3 of 4: one more trial, then the budget is spent.
     assert fresh.suggest("c") is not None
-    assert fresh.suggest("d") == ControllerSearcher.FINISHED
+    assert fresh.suggest("d") == fresh.FINISHED

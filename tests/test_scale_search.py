@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import os
 from pathlib import Path
 
@@ -12,11 +11,12 @@ import yaml
 
 from efficientnet import count_spec
 from efficientnet.compound import CompoundCoefficients, round_resolution
-from nas import results
+from nas.search import results
 from nas.cli import main
 from nas.config import ConfigError
-from nas.scale_search import (CANDIDATES_CSV, CHOICE_YAML, GRID_FILE, ScaleGridConfig, candidate_target,
-                              load_scale_search, run_scale_search, split_config, summarize)
+from nas.experiment import scaled_experiment
+from nas.search.scale_grid import (CANDIDATES_CSV, CHOICE_YAML, GRID_FILE, ScaleGridConfig, candidate_target,
+                                   load_scale_search, run_scale_search, split_config, summarize)
 from search_helpers import small
 from search_spaces import named_genotype
 
@@ -222,9 +222,9 @@ def test_grid_search_on_builtin_data(tmp_path, local_ray):
     genotype = named_genotype("b0")
     for row in results.read_trials(out.run_dir):
         t = CompoundCoefficients(row["alpha"], row["beta"], row["gamma"])
-        p = exp.proxy
-        proxy = dataclasses.replace(p, depth=p.depth * t.alpha, width=p.width * t.beta,
-                                    resolution=round_resolution(p.resolution * t.gamma))
+        proxy = scaled_experiment(exp, t).proxy
+        assert (proxy.depth, proxy.width) == (exp.proxy.depth * t.alpha, exp.proxy.width * t.beta)
+        assert proxy.resolution == round_resolution(exp.proxy.resolution * t.gamma)
         assert row["proxy_macs"] == count_spec(proxy.spec(genotype, 10))[1]
         assert (row["params"], row["macs"]) == candidate_target(exp.target, t).counts(genotype)
     table = (out.run_dir / CANDIDATES_CSV).read_text().splitlines()

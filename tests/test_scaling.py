@@ -12,21 +12,18 @@ from efficientnet import COEFFICIENTS, count_spec, model_spec
 from efficientnet.compound import (PAPER_COEFFICIENTS, CompoundCoefficients, compound_dropout, compound_family,
                                    family_table, grid_candidate, grid_values, official_family, round_resolution,
                                    scale_grid, select_coefficients)
+from efficientnet.scaling import OFFICIAL_GMACS, OFFICIAL_PARAMS
 from nas.cli import main
-from nas.commands.scale import load_run_genotype
+from nas.search.results import load_run_genotype
 from search_spaces import named_genotype
 
-#: Parameters of EfficientNet-B0..B7 (1000 classes): torchvision's and timm's published counts.
-OFFICIAL_PARAMS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960]
-#: Multiply-adds at each model's own resolution: torchvision's metadata "GFLOPS".
-OFFICIAL_GMACS = [0.386, 0.687, 0.994, 1.827, 4.394, 10.266, 19.068, 37.746]
 B0 = named_genotype("b0")
 
 
 def test_official_family_reproduces_b0_to_b7():
     rows = family_table(B0, official_family())
     assert [r["name"] for r in rows] == [f"b{i}" for i in range(8)]
-    assert [r["params"] for r in rows] == OFFICIAL_PARAMS
+    assert [r["params"] for r in rows] == list(OFFICIAL_PARAMS)
     for row, gmacs in zip(rows, OFFICIAL_GMACS):
         assert row["macs"] == pytest.approx(gmacs * 1e9, rel=0.01)
     for i, row in enumerate(rows):
@@ -163,7 +160,7 @@ def test_cli_official_json_contract(capsys):
     assert len(rows) == 8
     for key in ("name", "width", "depth", "resolution", "dropout", "params", "macs"):
         assert all(key in r for r in rows)
-    assert [r["params"] for r in rows] == OFFICIAL_PARAMS
+    assert [r["params"] for r in rows] == list(OFFICIAL_PARAMS)
     assert rows == _json(capsys, ["scale", "b0", "--family", "official", "--json"])
 
 

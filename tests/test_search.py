@@ -9,10 +9,11 @@ import time
 import pytest
 import yaml
 
-from nas import results
-from nas.driver import run_search
+from nas.search import results
 from nas.experiment import load_experiment
-from search_helpers import event_tags, small
+from nas.experiment import build_controller
+from nas.search.trial import TrialResult
+from search_helpers import event_tags, run_search, small
 
 pytestmark = pytest.mark.ray
 
@@ -67,8 +68,8 @@ def test_rl_controller_logs_policy_scalars(tmp_path):
 def _raise_on_wide(genotype, experiment, on_epoch):
     if genotype.blocks[-1].filters == 32:
         raise RuntimeError(f"boom for {genotype.blocks[-1].filters} filters")
-    on_epoch({"epoch": 0, "accuracy": 0.5, "loss": 1.0})
-    return {"status": "ok", "reason": "", "reward": 0.5, "accuracy": 0.5, "macs": 1e6, "params": 1000}
+    on_epoch({"epoch": 0, "accuracy": 0.5, "loss": 1.0, "reward": 0.5})
+    return TrialResult(genotype.to_string(), "ok", reward=0.5, accuracy=0.5, macs=1_000_000, params=1000)
 
 
 def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path):
@@ -102,9 +103,9 @@ def _count_peers(genotype, experiment, on_epoch):
             time.sleep(0.05)
     finally:
         me.unlink()
-    return {"status": "ok", "reason": "", "reward": 0.1, "accuracy": 0.1, "macs": 1e6, "params": 1,
-            "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "channels_last": experiment.proxy.channels_last}
+    on_epoch({"epoch": 1, "accuracy": 0.1, "reward": 0.1, "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+              "channels_last": experiment.proxy.channels_last})
+    return TrialResult(genotype.to_string(), "ok", reward=0.1, accuracy=0.1, macs=1_000_000, params=1)
 
 
 def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
@@ -115,9 +116,55 @@ def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
     for trial_dir in outcome.run_dir.iterdir():
         result_file = trial_dir / "result.json"
         if result_file.is_file():
-            finals.append([json.loads(line) for line in result_file.read_text().splitlines()][-1])
+            finals.append(next(r for r in map(json.loads, result_file.read_text().splitlines()) if "peak" in r))
     assert len(finals) == 8
     peak = max(f["peak"] for f in finals)
     assert peak == 4, f"expected 4 trials at a time on one (fake) GPU, saw {peak}"
     assert {f["gpus"] for f in finals} == {"0"}  # Ray set CUDA_VISIBLE_DEVICES for every trial
-    assert {f["channels_last"] for f in finals} == {"on"}  # the layout that packs (nas.proxy.for_gpu_share)
+    assert {f["channels_last"] for f in finals} == {"on"}  # the layout that packs (nas.proxy.config.for_gpu_share)
+
+
+def _falling_accuracy(genotype, experiment, on_epoch):
+    """Trials run one at a time, each less accurate than the one before: ASHA keeps the first, stops the rest."""
+    from pathlib import Path
+
+    counter = Path(experiment.output.dir) / "started"
+    k = len(counter.read_text()) if counter.exists() else 0
+    counter.write_text("x" * (k + 1))
+    accuracy = round(0.9 - 0.1 * k, 4)
+    for epoch in range(1, experiment.proxy.epochs + 1):
+        on_epoch({"epoch": epoch, "accuracy": accuracy, "reward": accuracy, "macs": 1_000_000, "params": 1000})
+    return TrialResult(genotype.to_string(), "ok", accuracy=accuracy, reward=accuracy, epochs=experiment.proxy.epochs,
+                       macs=1_000_000, params=1000)
+
+
+def test_trials_stopped_by_asha_are_stopped_end_to_end(tmp_path, monkeypatch):
+    import nas.driver
+
+    told = []
+
+    def recording_controller(experiment):
+        controller = build_controller(experiment)
+        tell = controller.tell
+
+        def spy(genotype, reward):
+            told.append(reward)
+            tell(genotype, reward)
+
+        controller.tell = spy
+        return controller
+
+    monkeypatch.setattr(nas.driver, "build_controller", recording_controller)
+    cfg = small(tmp_path, controller={"name": "random", "seed": 0}, budget={"samples": 4},
+                proxy={"epochs": 3}, resources={"max_concurrent": 1},
+                scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    outcome = run_search(load_experiment(data=cfg), trial_fn=_falling_accuracy)
+    rows = sorted(results.read_trials(outcome.run_dir), key=lambda r: r["index"])
+    assert [r["status"] for r in rows] == ["ok", "stopped", "stopped", "stopped"], rows
+    assert [r["accuracy"] for r in rows] == [0.9, 0.8, 0.7, 0.6]
+    assert [r["epochs"] for r in rows] == [3, 1, 1, 1]  # a stopped trial ran one epoch: the grace period
+    assert all(r["reason"] == "stopped early by the scheduler" for r in rows[1:])
+    assert all(r["reward"] == r["accuracy"] and r["macs"] == 1_000_000 for r in rows)  # its last epoch's numbers
+    # the controller learns the full-length trial's reward; a stopped one is told as None (Optuna's PRUNED)
+    assert told == [0.9, None, None, None]
+    assert outcome.trials == 4 and outcome.failed == 0 and outcome.best["accuracy"] == 0.9

@@ -6,10 +6,9 @@ import os
 
 import pytest
 
-from nas import results
-from nas.driver import run_search
+from nas.search import results
 from nas.experiment import load_experiment
-from search_helpers import small
+from search_helpers import run_search, small
 
 pytestmark = pytest.mark.ray
 

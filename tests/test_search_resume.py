@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas import results
+from nas.search import results
 from search_helpers import small
 
 pytestmark = pytest.mark.ray

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from efficientnet import COEFFICIENTS, ModelSpec, model_spec
+from efficientnet import COEFFICIENTS, NUM_CLASSES, ModelSpec, model_spec
 
 
 def positive_float(text: str) -> float:
@@ -57,7 +57,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=positive_float, default=None, help="width multiplier")
     parser.add_argument("--depth", type=positive_float, default=None, help="depth multiplier")
     parser.add_argument("--resolution", type=positive_int, default=None, help="input resolution")
-    parser.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs")
+    add_num_classes(parser)
+
+
+def add_num_classes(parser) -> None:
+    parser.add_argument("--num-classes", type=positive_int, default=NUM_CLASSES,
+                        help=f"classifier outputs (default {NUM_CLASSES})")
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:

@@ -13,13 +13,16 @@ import time
 
 from search_spaces import get_space, list_spaces, resolve_genotype
 
-from ..cost import TargetModel
+from nas.cost.latency.measure import BACKENDS, DTYPES, MeasureSettings
+from nas.cost.target import TargetModel
 from .common import int_at_least, positive_float, positive_int, print_json, print_table
 
 log = logging.getLogger(__name__)
 
 
 _count = int_at_least(0)
+#: The defaults of the options: the library's, never retyped here.
+_M, _T = MeasureSettings(), TargetModel()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,27 +37,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--measure", metavar="NAME_OR_GENOTYPE", help="measure one genotype's model end to end")
 
     t = p.add_argument_group("target (for --out and --measure; --validate uses the table's)")
-    t.add_argument("--target", choices=["cpu", "cuda", "onnxruntime"], default="cpu", help="runtime")
-    t.add_argument("--threads", type=positive_int, default=1, help="intra-op CPU threads")
-    t.add_argument("--batch", type=positive_int, default=1, help="batch size of a measured pass")
-    t.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="precision (cpu, cuda)")
-    t.add_argument("--device", type=_count, default=0, help="CUDA device index")
-    t.add_argument("--warmup", type=_count, default=3, help="untimed passes before each round")
-    t.add_argument("--repeats", type=positive_int, default=10, help="timed passes per round")
-    t.add_argument("--rounds", type=positive_int, default=3, help="rounds, interleaved across modules")
-    t.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+    t.add_argument("--target", choices=list(BACKENDS), default=_M.backend, help="runtime")
+    t.add_argument("--threads", type=positive_int, default=_M.threads, help="intra-op CPU threads")
+    t.add_argument("--batch", type=positive_int, default=_M.batch, help="batch size of a measured pass")
+    t.add_argument("--dtype", choices=list(DTYPES), default=_M.dtype, help="precision (cpu, cuda)")
+    t.add_argument("--device", type=_count, default=_M.device, help="CUDA device index")
+    t.add_argument("--warmup", type=_count, default=_M.warmup, help="untimed passes before each round")
+    t.add_argument("--repeats", type=positive_int, default=_M.repeats, help="timed passes per round")
+    t.add_argument("--rounds", type=positive_int, default=_M.rounds, help="rounds, interleaved across modules")
+    t.add_argument("--clock", choices=["wall", "cpu"], default=_M.clock,
                    help="wall time, or the thread's CPU time (threads 1; steadier on a machine shared with other jobs)")
-    t.add_argument("--statistic", choices=["median", "min"], default="median", help="which pass time is the latency")
+    t.add_argument("--statistic", choices=["median", "min"], default=_M.statistic, help="which pass time is the latency")
     t.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin threads to CPUs")
     t.add_argument("--default-malloc", dest="steady_malloc", action="store_false",
                    help="keep glibc's adaptive malloc thresholds (by default they are fixed while measuring)")
 
     m = p.add_argument_group("model (for --out and --measure)")
     m.add_argument("--space", default="mnasnet", help=f"search space ({', '.join(list_spaces())})")
-    m.add_argument("--resolution", type=positive_int, default=224, help="input resolution of the target model")
-    m.add_argument("--width", type=positive_float, default=1.0, help="width multiplier of the target model")
-    m.add_argument("--depth", type=positive_float, default=1.0, help="depth multiplier of the target model")
-    m.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs")
+    m.add_argument("--resolution", type=positive_int, default=_T.resolution, help="input resolution of the target model")
+    m.add_argument("--width", type=positive_float, default=_T.width, help="width multiplier of the target model")
+    m.add_argument("--depth", type=positive_float, default=_T.depth, help="depth multiplier of the target model")
+    m.add_argument("--num-classes", type=positive_int, default=_T.num_classes, help="classifier outputs")
 
     b = p.add_argument_group("table building (--out) and validation (--validate)")
     b.add_argument("--samples", type=positive_int, default=None,
@@ -72,8 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from ..latency import MeasureSettings
-
     return MeasureSettings(backend=args.target, threads=args.threads, batch=args.batch, dtype=args.dtype,
                            warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, pin=args.pin,
                            device=args.device, clock=args.clock, statistic=args.statistic,
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..latency import build_table
+    from nas.cost.latency import build_table
 
     space = get_space(args.space)
     settings, target = _settings(args), _target(args)
@@ -120,7 +121,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ..latency import LatencyTable, validate_table, validation_genotypes
+    from nas.cost.latency import LatencyTable, validate_table, validation_genotypes
 
     table = LatencyTable.load(args.validate)
     genotypes = validation_genotypes(table, args.genotypes, 1 if args.seed is None else args.seed)
@@ -150,7 +151,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from ..latency import LatencyCost, measure_genotype
+    from nas.cost.latency import LatencyCost, measure_genotype
 
     genotype = resolve_genotype(args.measure)
     if args.table:

@@ -13,17 +13,13 @@ directory, whose best genotype is read from ``<run_dir>/best.yaml``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import yaml
+from efficientnet import DEFAULT_RESOLUTION, compound
+from nas.search.results import resolve_genotype_or_run
 
-from efficientnet import compound
-from search_spaces import Genotype, resolve_genotype
-
-from .common import human, positive_float, positive_int, print_json, print_table
+from .common import add_num_classes, human, positive_float, positive_int, print_json, print_table
 
 COLUMNS = ["name", "phi", "width", "depth", "resolution", "dropout", "params", "macs"]
-BEST_FILE = "best.yaml"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,58 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phi", type=int, default=compound.DEFAULT_MAX_PHI,
                    help="largest phi: rows b0..bN (default 7; official allows up to 8)")
     p.add_argument("--resolution", type=positive_int, default=None,
-                   help="base resolution of the compound family (default 224)")
-    p.add_argument("--num-classes", type=positive_int, default=1000)
+                   help=f"base resolution of the compound family (default {DEFAULT_RESOLUTION})")
+    add_num_classes(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run)
-
-
-def load_run_genotype(path: str | Path) -> Genotype:
-    """The best genotype of a search run: key ``genotype`` (a TF block string) of ``<run_dir>/best.yaml``.
-
-    ``path`` may also be the YAML file itself.
-    """
-    path = Path(path)
-    file = path / BEST_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} not found: a run directory has {BEST_FILE} once a trial has finished; "
-                                "pass a finished run's directory or a genotype")
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{file} is not valid YAML: {str(err).splitlines()[0]}") from None
-    text = data.get("genotype") if isinstance(data, dict) else None
-    if not (isinstance(text, str) or (isinstance(text, list) and all(isinstance(t, str) for t in text))) \
-            or not text:
-        raise ValueError(f"{file}: key 'genotype' must be a TF block string such as "
-                         f"'r1_k3_s11_e1_i32_o16_se0.25,...', got {text!r}")
-    try:
-        return Genotype.from_string(text)
-    except ValueError as err:
-        raise ValueError(f"{file}: genotype: {err}") from None
-
-
-def resolve_genotype_or_run(text: str) -> Genotype:
-    """A genotype from a name or string, or the best genotype of a run directory (or its best.yaml)."""
-    path = Path(text)
-    if path.exists():
-        return load_run_genotype(path)
-    if "/" in text or text.endswith((".yaml", ".yml")):
-        raise FileNotFoundError(f"no such run directory or file {text!r}; pass an existing run directory "
-                                "or a genotype (b0, mnasnet-a1 or a block string)")
-    return resolve_genotype(text)
-
-
-def official_family(genotype: Genotype, num_classes: int = 1000, max_phi: int = 7) -> list[dict]:
-    """Rows b0..b``max_phi`` of ``genotype`` at the official coefficients."""
-    return compound.family_table(genotype, compound.official_family(max_phi), num_classes)
-
-
-def compound_family(genotype: Genotype, coefficients: compound.CompoundCoefficients, num_classes: int = 1000,
-                    max_phi: int = 7, base_resolution: int = 224) -> list[dict]:
-    """Rows b0..b``max_phi`` of ``genotype`` by compound scaling."""
-    members = compound.compound_family(coefficients, max_phi, base_resolution)
-    return compound.family_table(genotype, members, num_classes)
 
 
 def _family(args: argparse.Namespace) -> str:
@@ -111,15 +59,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--phi must be an integer >= 0, got {args.phi}")
     genotype = resolve_genotype_or_run(args.genotype)
     if family == "official":
-        rows = official_family(genotype, args.num_classes, args.phi)
+        rows = compound.family_table(genotype, compound.official_family(args.phi), args.num_classes)
         header = "family: official (Tan & Le 2019, hand-set coefficients)"
     else:
         coef = compound.CompoundCoefficients(
             compound.PAPER_ALPHA if args.alpha is None else args.alpha,
             compound.PAPER_BETA if args.beta is None else args.beta,
             compound.PAPER_GAMMA if args.gamma is None else args.gamma)
-        rows = compound_family(genotype, coef, args.num_classes, args.phi,
-                               224 if args.resolution is None else args.resolution)
+        base = DEFAULT_RESOLUTION if args.resolution is None else args.resolution
+        rows = compound.family_table(genotype, compound.compound_family(coef, args.phi, base), args.num_classes)
         header = (f"family: compound alpha={coef.alpha:g} beta={coef.beta:g} gamma={coef.gamma:g} "
                   f"(alpha*beta^2*gamma^2 = {coef.flops_factor:.3f}; resolution to a multiple of "
                   f"{compound.RESOLUTION_DIVISOR})")

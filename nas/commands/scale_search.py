@@ -2,7 +2,7 @@
 
 EfficientNet's step 1 (Tan & Le 2019, section 3.3): the (alpha, beta, gamma)
 grid at phi = 1 through Ray Tune, then the family it implies
-(``nas.scale_search`` has the details and the YAML section ``grid``).
+(``nas.search.scale_grid`` has the details and the YAML section ``grid``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _stderr(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.scale_search import CANDIDATES_CSV, CHOICE_YAML, load_scale_search, run_scale_search
+    from nas.search.scale_grid import CANDIDATES_CSV, CHOICE_YAML, load_scale_search, run_scale_search
 
     grid, experiment = load_scale_search(args.config, args.overrides)  # every mistake stops here, before Ray
     triples = grid.triples()

@@ -23,13 +23,14 @@ def progress(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.experiment import load_experiment
-    from nas.results import CONFIG
+    from nas.experiment import check_run_dir, load_experiment
+    from nas.search.results import CONFIG
 
     config = Path(args.config)
     if args.resume and config.is_dir():
         config = config / CONFIG
     experiment = load_experiment(config, args.overrides)  # every config mistake stops here, before Ray
+    check_run_dir(experiment, args.resume)
 
     from nas.driver import run_search
 
@@ -58,7 +59,7 @@ def improvement_line(run_dir, best: dict) -> str:
     """The best reward against the first trials (a controller's random warm-up), as a user checks a search."""
     import statistics
 
-    from nas.results import ok_rows, read_trials
+    from nas.search.results import ok_rows, read_trials
 
     rows = ok_rows(sorted(read_trials(run_dir), key=lambda r: r["index"]))
     first = rows[:max(1, min(8, len(rows) // 4))]

@@ -5,45 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass, field
 
-from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from nas.cost import TargetModel
-from nas.data import DataConfig
-from nas.objective import ObjectiveConfig
-from nas.proxy import ProxyConfig
-from nas.trial import TrialResult, run_trial
+from nas.config import to_dict
+from nas.search.trial import TrialResult, load_trial_config, run_trial
 from search_spaces import resolve_genotype
 
 from .common import add_run_options, human, print_json, print_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """The sections of an experiment YAML that one trial uses (other top-level sections are ignored)."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    target: TargetModel = field(default_factory=TargetModel)
-
-
-def load_trial_config(path: str | None, overrides: list[str]) -> TrialConfig:
-    """Read ``path`` (or the defaults), apply ``--set`` overrides, keep the trial sections, type-check."""
-    known = tuple(TrialConfig.__dataclass_fields__)
-    for item in overrides:
-        section = item.split("=", 1)[0].strip().split(".", 1)[0]
-        if section not in known:
-            raise ConfigError(f"--set {item!r}: unknown section {section!r}; a trial uses "
-                              f"{', '.join(known)} (e.g. --set proxy.epochs=3)")
-    raw = load_yaml(path) if path else {}
-    apply_overrides(raw, overrides)
-    sections = {f: raw.pop(f) for f in known if f in raw}
-    if raw:
-        log.info("ignoring sections not used by one trial: %s", ", ".join(map(str, raw)))
-    return from_dict(TrialConfig, sections)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

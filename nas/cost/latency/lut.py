@@ -12,7 +12,7 @@ more entry (kind ``classifier``).
 Summing isolated layers misses what the whole network adds or saves (caches
 that are cold for a layer inside the model, one Python call instead of one per
 layer), so the table also holds a linear calibration ``scale * sum + offset_ms``
-fitted on a few genotypes measured end to end (see ``nas.latency.build``).
+fitted on a few genotypes measured end to end (see ``nas.cost.latency.build``).
 
 File format (JSON, or YAML for a ``.yaml``/``.yml`` path): ``format``,
 ``version``, ``target`` (where and how it was measured: backend, device name,
@@ -24,8 +24,6 @@ classes), ``calibration`` and ``entries`` (one object per layer).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -36,7 +34,8 @@ from efficientnet import LayerSpec, walk
 from efficientnet.blocks import Block, ConvBNAct, Norms
 from search_spaces import Genotype
 
-from ..cost import TargetModel
+from ...files import atomic_write
+from ..target import TargetModel
 from .measure import Measurement, MeasureSettings
 
 FORMAT = "effnas-latency-table"
@@ -218,11 +217,7 @@ class LatencyTable:
         data = self.to_dict()
         text = yaml.dump(data, Dumper=_YAML_DUMPER, sort_keys=False) if path.suffix in (".yaml", ".yml") else \
             json.dumps(data, indent=1) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> "LatencyTable":

@@ -35,7 +35,7 @@ import numpy as np
 from efficientnet import LayerSpec, build_model
 from search_spaces import BlockGene, Genotype, SearchSpace, named_genotype
 
-from ..cost import TargetModel
+from ..target import TargetModel
 from .lut import LatencyTable, TableModel, layer_input_shape, layer_module, model_layers
 from .measure import Measurement, MeasureSettings
 from .targets import describe_target, measure_many, measure_module

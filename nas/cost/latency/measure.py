@@ -2,7 +2,7 @@
 
 MnasNet (Tan et al. 2019, arXiv:1807.11626, section 3) optimises latency
 measured on the target device rather than a proxy such as FLOPs.  The targets
-(``nas.latency.targets``) time one forward pass of a batch:
+(``nas.cost.latency.targets``) time one forward pass of a batch:
 
 * ``cpu``: PyTorch eager on the CPU, ``torch.inference_mode()``, eval mode, a
   fixed intra-op thread count (``torch.set_num_threads``, restored after).

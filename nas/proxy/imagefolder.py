@@ -23,12 +23,11 @@ import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .data import DataConfig
+from ..files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +104,24 @@ def _cached(cache_dir: str | None, root: Path, size: int, files: list[Path], wor
             return arr
     arr = decode_many(files, size, workers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, arr)
-    tmp.replace(path)
+    with atomic_open(path, binary=True) as f:
+        np.save(f, arr)
     return arr
 
 
-def read_imagefolder(path: Path, cfg: "DataConfig", source_cls: Any):
-    """A lazily decoded ``_Source`` over ``path`` (see the module docstring for the layout)."""
+class ImageFolder(NamedTuple):
+    """A class-folder dataset before the split: labels known, images decoded on demand."""
+
+    name: str
+    classes: tuple[str, ...]
+    y_train: np.ndarray
+    fetch_train: Callable[[np.ndarray], np.ndarray]
+    y_test: np.ndarray
+    fetch_test: Callable[[], np.ndarray]
+
+
+def read_imagefolder(path: Path, image_size: int, workers: int, cache_dir: str | None) -> ImageFolder:
+    """The lazily decoded dataset under ``path`` (see the module docstring for the layout)."""
     if not path.is_dir():
         raise FileNotFoundError(f"image folder {str(path)!r} does not exist; expected ROOT/<class>/<image> "
                                 "or ROOT/train/<class>/<image> (+ ROOT/val/<class>/<image>)")
@@ -120,7 +129,7 @@ def read_imagefolder(path: Path, cfg: "DataConfig", source_cls: Any):
     train_dir = path / "train" if (path / "train").is_dir() else path
     classes, files, labels = list_classes(train_dir)
     test_dir = next((path / n for n in ("val", "test") if (path / n).is_dir()), None) if train_dir != path else None
-    size = cfg.image_size
+    size = image_size
     if test_dir is not None:
         test_classes, test_files, test_labels = list_classes(test_dir)
         unknown = sorted(set(test_classes) - set(classes))
@@ -133,9 +142,9 @@ def read_imagefolder(path: Path, cfg: "DataConfig", source_cls: Any):
         test_files, y_test = [], np.empty((0,), np.int64)
 
     def fetch(idx: np.ndarray) -> np.ndarray:
-        return _cached(cfg.cache_dir, path, size, [files[i] for i in idx], cfg.workers)
+        return _cached(cache_dir, path, size, [files[i] for i in idx], workers)
 
     log.info("image folder %s: %d training images in %d classes, %d test images", path, len(files),
              len(classes), len(y_test))
-    return source_cls(f"imagefolder:{path.name}", tuple(classes), labels, fetch, y_test,
-                      lambda: _cached(cfg.cache_dir, path, size, test_files, cfg.workers))
+    return ImageFolder(f"imagefolder:{path.name}", tuple(classes), labels, fetch, y_test,
+                       lambda: _cached(cache_dir, path, size, test_files, workers))

@@ -20,7 +20,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from search_spaces import Genotype
+from search_spaces import Genotype, resolve_genotype
+
+from ..files import atomic_open, atomic_write
 
 TRIALS = "trials.jsonl"
 BEST = "best.yaml"
@@ -28,8 +30,8 @@ PARETO_CSV = "pareto.csv"
 PARETO_PNG = "pareto.png"
 CONFIG = "config.yaml"
 
-FIELDS = ("trial_id", "index", "genotype", "status", "reason", "reward", "accuracy", "macs", "params",
-          "cost", "epochs", "wall_s")
+#: Statuses of trials that trained (to their end or until a scheduler stopped them) and have an accuracy.
+FINISHED = ("ok", "stopped")
 
 
 def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
@@ -66,7 +68,7 @@ def read_trial_ids(run_dir: Path) -> set[str]:
 
 
 def ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("status") in ("ok", "stopped") and _finite(r.get("reward"))]
+    return [r for r in rows if r.get("status") in FINISHED and _finite(r.get("reward"))]
 
 
 def _finite(value: Any) -> bool:
@@ -89,24 +91,57 @@ def pareto_front(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
+def load_run_genotype(path: str | Path) -> Genotype:
+    """The best genotype of a search run: key ``genotype`` (a TF block string) of ``<run_dir>/best.yaml``.
+
+    ``path`` may also be the YAML file itself.
+    """
+    path = Path(path)
+    file = path / BEST if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} not found: a run directory has {BEST} once a trial has finished; "
+                                "pass a finished run's directory or a genotype")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{file} is not valid YAML: {str(err).splitlines()[0]}") from None
+    text = data.get("genotype") if isinstance(data, dict) else None
+    if not (isinstance(text, str) or (isinstance(text, list) and all(isinstance(t, str) for t in text))) \
+            or not text:
+        raise ValueError(f"{file}: key 'genotype' must be a TF block string such as "
+                         f"'r1_k3_s11_e1_i32_o16_se0.25,...', got {text!r}")
+    try:
+        return Genotype.from_string(text)
+    except ValueError as err:
+        raise ValueError(f"{file}: genotype: {err}") from None
+
+
+def resolve_genotype_or_run(text: str) -> Genotype:
+    """A genotype from a name or string, or the best genotype of a run directory (or its best.yaml)."""
+    path = Path(text)
+    if path.exists():
+        return load_run_genotype(path)
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        raise FileNotFoundError(f"no such run directory or file {text!r}; pass an existing run directory "
+                                "or a genotype (b0, mnasnet-a1 or a block string)")
+    return resolve_genotype(text)
+
+
 def write_best(run_dir: Path, row: dict[str, Any]) -> None:
     genotype = Genotype.from_string(row["genotype"])
     doc = {"genotype": row["genotype"], "blocks": genotype.to_strings(), "timm": genotype.to_timm(),
            "reward": row["reward"], "accuracy": row["accuracy"], "macs": row["macs"], "params": row["params"],
            "cost": row.get("cost"), "trial_id": row["trial_id"]}
-    _atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))
+    atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))
 
 
 def write_pareto(run_dir: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     front = pareto_front(rows)
-    path = Path(run_dir) / PARETO_CSV
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(Path(run_dir) / PARETO_CSV, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["trial_id", "accuracy", "macs", "params", "reward", "genotype"],
                                 extrasaction="ignore")
         writer.writeheader()
         writer.writerows(front)
-    os.replace(tmp, path)
     _plot_pareto(Path(run_dir) / PARETO_PNG, ok_rows(rows), front)
     return front
 
@@ -139,8 +174,3 @@ def write_summary(run_dir: Path) -> dict[str, Any]:
     failed = sum(1 for r in rows if r.get("status") == "failed")
     return {"trials": len(rows), "failed": failed, "best": best, "pareto": front}
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -1,7 +1,7 @@
 """Device-side pieces of the proxy trainer: resident data, batched augmentation, schedule, optimizer.
 
 The fast path keeps a small dataset on the training device as uint8 NHWC
-tensors (one upload per process, cached on the :class:`~nas.data.ProxyData`)
+tensors (one upload per process, cached on the :class:`~nas.proxy.data.ProxyData`)
 and builds every batch there: one gather does the random crop with zero
 padding and the horizontal flip for the whole batch (the CIFAR recipe of He
 et al. 2016, section 4.2), then a per-channel affine normalises.  The NHWC

@@ -3,7 +3,7 @@
 A target turns ``(module, input shape, settings)`` into a *runner*: a callable
 ``run(repeats) -> list of ms`` that does the warm-up passes and then times
 ``repeats`` passes.  ``measure_many`` builds runners a chunk at a time and
-runs their rounds interleaved (see ``nas.latency.measure``); everything runs
+runs their rounds interleaved (see ``nas.cost.latency.measure``); everything runs
 inside :func:`target_context`, which fixes the CPU threads, pins them,
 flushes denormals and steadies malloc for the CPU targets, and selects the
 device for CUDA.
@@ -19,20 +19,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import io
 import os
 import platform
 import time
-import warnings
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ...export import onnx_bytes, onnxruntime
 from .measure import Measurement, MeasureSettings, cpu_threads, pinned_cpus, steady_malloc
 
 Runner = Callable[[int], list[float]]
+TARGET_ONNXRUNTIME = "target 'onnxruntime'"
 #: A module to measure, built on demand (a table has thousands), and its input shape without the batch.
 Item = tuple[Callable[[], nn.Module], tuple[int, ...]]
 
@@ -114,30 +114,9 @@ def _cuda_runner(module: nn.Module, shape: tuple[int, ...], s: MeasureSettings) 
 # -- ONNX Runtime (CPU) ------------------------------------------------------------------------------------
 
 
-def export_onnx(module: nn.Module, shape: tuple[int, ...], batch: int = 1, opset: int = 17) -> bytes:
-    """``module`` (eval mode) as ONNX bytes, exported with the TorchScript exporter (no onnxscript needed)."""
-    module = module.eval()
-    x = _input(shape, batch)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is the legacy one
-        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["output"])
-    return buf.getvalue()
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ValueError("target 'onnxruntime' needs the onnxruntime package: pip install onnxruntime "
-                         "(or pip install -e '.[test]')") from None
-    return onnxruntime
-
-
 def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], s: MeasureSettings) -> Runner:
-    ort = _onnxruntime()
-    model = export_onnx(module, shape, s.batch)
+    ort = onnxruntime(TARGET_ONNXRUNTIME)
+    model = onnx_bytes(module, shape, s.batch)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = s.threads
     opts.inter_op_num_threads = 1
@@ -244,5 +223,5 @@ def describe_target(settings: MeasureSettings) -> dict:
         info.update(device=torch.cuda.get_device_name(device), host_cpu=_cpu_name(), cuda=str(torch.version.cuda),
                     cudnn=torch.backends.cudnn.version())
     if settings.backend == "onnxruntime":
-        info["onnxruntime"] = str(_onnxruntime().__version__)
+        info["onnxruntime"] = str(onnxruntime(TARGET_ONNXRUNTIME).__version__)
     return info

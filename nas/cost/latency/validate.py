@@ -16,7 +16,7 @@ import numpy as np
 
 from search_spaces import Genotype, get_space
 
-from ..stats import spearman
+from ...stats import spearman
 from .build import measure_genotypes, measure_layers, sample_genotypes
 from .lut import LatencyTable, model_layers
 

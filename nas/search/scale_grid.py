@@ -11,8 +11,8 @@ fixes the family of step 2 (``efficientnet.compound.compound_family``).
 An experiment YAML with one more top-level section, ``grid`` (this module's
 :class:`ScaleGridConfig`); every other section is an ordinary experiment
 (``nas.experiment``).  The trials are the driver's grid mode
-(``nas.driver.run_search(grid=..., genotype=...)``): parallel, one Tune trial a
-triple, resumable; proxy AND target are scaled there (``scaled_experiment``).
+(``nas.driver.run_scale_grid``): parallel, one Tune trial a triple, resumable;
+proxy AND target are scaled there (``nas.experiment.scaled_experiment``).
 Outputs in the run dir, next to the driver's ``trials.jsonl`` and
 ``config.yaml``:
 
@@ -32,23 +32,23 @@ import csv
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
 
-from efficientnet.compound import (DEFAULT_MAX_PHI, FLOPS_TARGET, CompoundCoefficients, FamilyMember,
-                                   compound_family, family_table, grid_values, round_resolution, scale_grid,
-                                   select_coefficients)
+from efficientnet.compound import (DEFAULT_MAX_PHI, FLOPS_TARGET, GRID_HIGH, GRID_LOW, GRID_STEP,
+                                   CompoundCoefficients, FamilyMember, compound_family, family_table, grid_values,
+                                   scale_grid, select_coefficients)
 from efficientnet.scaling import Coefficients
 from search_spaces import Genotype
 
+from ..config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..cost.target import TargetModel
+from ..experiment import Experiment, check_run_dir, load_experiment, scale_model, scaled_experiment
+from ..files import atomic_open, atomic_write
 from . import results
-from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .cost import TargetModel
-from .experiment import Experiment, load_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,16 @@ MAX_PHI_LIMIT = 20
 class GridRange:
     """An axis as ``low, low + step, ..., high`` (inclusive; ``efficientnet.compound.grid_values``)."""
 
-    low: float = 1.0
-    high: float = 1.5
-    step: float = 0.05
+    low: float = GRID_LOW
+    high: float = GRID_HIGH
+    step: float = GRID_STEP
 
     def values(self) -> tuple[float, ...]:
         return grid_values(self.low, self.high, self.step)
 
 
 def _default_axis() -> dict[str, float]:
-    return {"low": 1.0, "high": 1.5, "step": 0.05}
+    return dataclasses.asdict(GridRange())
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,8 @@ class ScaleGridConfig:
                               f"gammas {list(self.gammas)}, tolerance {self.tolerance})") from None
 
     def resolve_genotype(self) -> Genotype:
-        from .commands.scale import resolve_genotype_or_run
-
         try:
-            return resolve_genotype_or_run(self.genotype)
+            return results.resolve_genotype_or_run(self.genotype)
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"{GRID_KEY}.genotype: {err}") from None
 
@@ -203,11 +201,8 @@ def check_scale_search(grid: ScaleGridConfig, experiment: Experiment) -> list[Co
     triples = grid.triples()
     genotype = grid.resolve_genotype()
     for c in triples:
-        p = experiment.proxy
         try:
-            dataclasses.replace(p, depth=p.depth * c.alpha, width=p.width * c.beta,
-                                resolution=round_resolution(p.resolution * c.gamma))
-            candidate_target(experiment.target, c).counts(genotype)
+            scaled_experiment(experiment, c).target.counts(genotype)
         except ValueError as err:
             raise ConfigError(f"{GRID_KEY}: candidate {c.as_dict()} cannot be built: {err}; shrink the grid or "
                               "the base proxy") from None
@@ -217,9 +212,8 @@ def check_scale_search(grid: ScaleGridConfig, experiment: Experiment) -> list[Co
 # --- the search --------------------------------------------------------------------------------------
 
 def candidate_target(target: TargetModel, c: CompoundCoefficients) -> TargetModel:
-    """The target model of a candidate, scaled as ``nas.driver.scaled_experiment`` scales it."""
-    return dataclasses.replace(target, depth=target.depth * c.alpha, width=target.width * c.beta,
-                               resolution=round_resolution(target.resolution * c.gamma))
+    """The target model of a candidate, scaled as its trial scales it (``nas.experiment.scale_model``)."""
+    return scale_model(target, c)
 
 
 @dataclass
@@ -264,7 +258,7 @@ def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool
     """
     triples = check_scale_search(grid, experiment)
     genotype = grid.resolve_genotype()
-    largest = max(round_resolution(experiment.proxy.resolution * c.gamma) for c in triples)
+    largest = max(scale_model(experiment.proxy, c).resolution for c in triples)
     if experiment.data.kind == "imagefolder" and experiment.data.image_size < largest:
         logger.warning("data.image_size %d < %d px, the largest candidate resolution: those candidates see "
                        "up-scaled images; set data.image_size >= %d", experiment.data.image_size, largest, largest)
@@ -277,18 +271,16 @@ def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool
             raise ConfigError(f"{GRID_KEY}: differs from the grid {str(run_dir)!r} was started with "
                               f"({len(before.triples())} candidates of {before.genotype}); resume with the "
                               "run dir itself or the original config")
-    if not resume and (run_dir / results.TRIALS).exists():
-        raise ConfigError(f"output: run dir {str(run_dir)!r} already holds a search; pass --resume to continue "
-                          "it or set output.name to start a new one")
+    check_run_dir(experiment, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(saved, yaml.safe_dump(to_dict(grid), sort_keys=False))
+    atomic_write(saved, yaml.safe_dump(to_dict(grid), sort_keys=False))
     logger.info("grid search: %d candidates of %s -> %s", len(triples), grid.genotype, run_dir)
 
-    from .driver import run_search  # imports Ray
+    from ..driver import run_scale_grid  # imports Ray
 
-    outcome = run_search(experiment, resume=resume, address=address,
-                         progress=GridProgress(run_dir, progress) if progress is not None else None,
-                         trial_fn=trial_fn, grid=[c.as_dict() for c in triples], genotype=genotype)
+    outcome = run_scale_grid(experiment, genotype, [c.as_dict() for c in triples], resume=resume, address=address,
+                             progress=GridProgress(run_dir, progress) if progress is not None else None,
+                             trial_fn=trial_fn)
     return summarize(grid, experiment, genotype, triples, outcome.run_dir)
 
 
@@ -299,7 +291,7 @@ def summarize(grid: ScaleGridConfig, experiment: Experiment, genotype: Genotype,
     candidates = candidate_table(triples, rows, experiment.target, genotype)
     _write_csv(run_dir / CANDIDATES_CSV, candidates)
     base = grid.base_resolution or experiment.target.resolution
-    good = [c for c in candidates if c["status"] in ("ok", "stopped")]
+    good = [c for c in candidates if c["status"] in results.FINISHED]
     choice, family = None, []
     if good:
         picked = select_coefficients(good, grid.metric, grid.max_phi, base)
@@ -313,7 +305,7 @@ def summarize(grid: ScaleGridConfig, experiment: Experiment, genotype: Genotype,
            "chosen": choice, "base": {"width": experiment.target.width, "depth": experiment.target.depth,
                                       "resolution": base, "num_classes": experiment.target.num_classes},
            "family": family}
-    _atomic_write(run_dir / CHOICE_YAML, yaml.safe_dump(doc, sort_keys=False))
+    atomic_write(run_dir / CHOICE_YAML, yaml.safe_dump(doc, sort_keys=False))
     if choice is None:
         logger.warning("no grid candidate finished successfully; see %s", run_dir / results.TRIALS)
     return ScaleSearchOutcome(run_dir=run_dir, genotype=grid.genotype, candidates=candidates, choice=choice,
@@ -343,7 +335,7 @@ def candidate_table(triples: list[CompoundCoefficients], rows: list[dict[str, An
         params, macs = row.get("params"), row.get("macs")
         if status == "failed" or not macs:
             params, macs = candidate_target(target, c).counts(genotype)
-        finished = status in ("ok", "stopped")
+        finished = status in results.FINISHED
         table.append({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "factor": round(c.flops_factor, 4),
                       "accuracy": row.get("accuracy") if finished else None,
                       "reward": row.get("reward") if finished else None,
@@ -365,18 +357,10 @@ def implied_family(genotype: Genotype, coefficients: CompoundCoefficients, targe
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 __all__ = ["CANDIDATES_CSV", "CHOICE_YAML", "GRID_FILE", "GRID_KEY", "GridProgress", "GridRange",

@@ -14,13 +14,13 @@ from .cost import LatencyCost
 from .lut import (FORMAT, VERSION, LatencyTable, MissingLayerError, TableModel, classifier_layer, describe_layer,
                   layer_module, model_layers)
 from .measure import Measurement, MeasureSettings, cpu_threads
-from .targets import describe_target, export_onnx, measure_many, measure_module, prepare, target_context
+from .targets import describe_target, measure_many, measure_module, prepare, target_context
 from .validate import ValidationReport, ValidationRow, spearman, validate_table, validation_genotypes
 
 __all__ = [
     "FORMAT", "VERSION", "LatencyCost", "LatencyTable", "Measurement", "MeasureSettings", "MissingLayerError",
     "TableModel", "ValidationReport", "ValidationRow", "build_table", "calibrate", "classifier_layer",
-    "cpu_threads", "describe_layer", "describe_target", "export_onnx", "fit_calibration", "layer_module",
+    "cpu_threads", "describe_layer", "describe_target", "fit_calibration", "layer_module",
     "measure_genotype", "measure_genotypes", "measure_layer", "measure_layers", "measure_many",
     "measure_module", "model_layers", "reference_genotypes", "prepare", "sample_genotypes", "sampled_layers",
     "space_layers", "spearman", "target_context", "validate_table", "validation_genotypes",

@@ -16,7 +16,7 @@ Kinds (``DataConfig.kind``):
   of ``shared/data/cifar10_*.npz``.
 * ``cifar10``: the official python release folder ``cifar-10-batches-py``
   (``data_batch_1..5``, ``test_batch``, ``batches.meta``), read from disk.
-* ``imagefolder``: ImageNet-style class folders (see ``nas.data_imagefolder``),
+* ``imagefolder``: ImageNet-style class folders (see ``nas.proxy.imagefolder``),
   decoded with Pillow by ``workers`` threads and resized to ``image_size``.
 
 Images stay uint8 HWC in memory; the trainer moves them to its device once and
@@ -38,7 +38,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PATH = Path(__file__).resolve().parent / "builtin" / "cifar10_tiny.npz"
+BUILTIN_PATH = Path(__file__).resolve().parent.parent / "builtin" / "cifar10_tiny.npz"
 _CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
@@ -206,9 +206,9 @@ def _read(cfg: DataConfig) -> _Source:
         return _from_arrays(path.stem, _read_npz(path), str(path))
     if cfg.kind == "cifar10":
         return _from_arrays("cifar10", _read_cifar10(path), str(path))
-    from .data_imagefolder import read_imagefolder
+    from .imagefolder import read_imagefolder
 
-    return read_imagefolder(path, cfg, _Source)
+    return _Source(*read_imagefolder(path, cfg.image_size, cfg.workers, cfg.cache_dir))
 
 
 def _from_arrays(name: str, arrays: dict[str, np.ndarray], where: str) -> _Source:

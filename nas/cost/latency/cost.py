@@ -2,10 +2,10 @@
 
 MnasNet (arXiv:1807.11626, eq. 2) scores ``ACC(m) * (LAT(m) / T) ** w`` with
 latency measured on the target phone.  :class:`LatencyCost` implements the
-cost interface of ``nas.cost`` (``name``, ``unit``, ``cost(genotype)``), so an
+cost interface of ``nas.cost.base`` (``name``, ``unit``, ``cost(genotype)``), so an
 experiment picks it with ``objective: {cost: latency, target: <T in ms>,
 latency_table: lut.json}`` exactly as it picks MACs; the soft and hard forms
-are the objective's (``nas.objective``), not this module's.
+are the objective's (``nas.search.objective``), not this module's.
 
 Two modes: ``predicted`` (default) sums the table's per-layer entries and
 applies its calibration -- microseconds per candidate, noise-free;
@@ -22,7 +22,7 @@ from typing import Literal
 
 from search_spaces import Genotype
 
-from ..cost import TargetModel
+from ..target import TargetModel
 from .build import measure_genotype, measure_layers
 from .lut import LatencyTable, MissingLayerError, model_layers
 
