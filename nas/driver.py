@@ -139,9 +139,30 @@ class SearchOutcome:
     pareto: list[dict]
 
 
-def _start_ray(experiment: Experiment, address: str | None) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether we started it."""
+#: Ray's own switch (read by ``ray._private.services.get_node_ip_address``): off, a node takes the loopback
+#: address as its IP, so the GCS, raylet, object manager, workers and agents all bind 127.0.0.1 only.
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False) -> None:
+    """Start a local Ray that listens on 127.0.0.1 only (nothing reachable from another host).
+
+    Ray's token auth is disabled for it (``RAY_AUTH_MODE=disabled``, unless the user set a mode):
+    with every socket on loopback only local users reach it.  Joining a cluster
+    (``--address``) is the user's choice and uses the cluster's own settings.
+    """
+    from ray._private import ray_constants
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the raylet, its workers and agents
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the variable when it imported Ray
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+             dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
+             log_to_driver=False)
+
+
+def _start_ray(experiment: Experiment, address: str | None) -> bool:
+    """Connect to ``address`` or start a local, loopback-only Ray; returns whether we started it."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # keep the resumable state fresh
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
@@ -152,8 +173,7 @@ def _start_ray(experiment: Experiment, address: str | None) -> bool:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         return True
     r = experiment.resources
-    ray.init(address="local", num_cpus=r.num_cpus, num_gpus=r.num_gpus, include_dashboard=experiment.ray.dashboard,
-             dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+    start_local_ray(r.num_cpus, r.num_gpus, experiment.ray.dashboard)
     return True
 
 

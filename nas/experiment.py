@@ -184,11 +184,28 @@ def check_experiment(exp: Experiment) -> None:
         if not Path(exp.data.path).expanduser().exists():
             raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path "
                               f"(data.kind {exp.data.kind!r})")
+    if exp.ray.dashboard:
+        check_dashboard_packages()
     c = exp.controller
+    if c.max_tries <= 0:
+        raise ConfigError(f"controller.max_tries: must be an integer > 0, got {c.max_tries!r}")
     if c.cost_min is not None and c.cost_max is not None and c.cost_min > c.cost_max:
         raise ConfigError(f"controller: cost_min <= cost_max must hold, got ({c.cost_min}, {c.cost_max})")
     if c.cost_min is not None or c.cost_max is not None:
         check_feasible(exp, space)
+
+
+#: What Ray's dashboard imports (``ray.dashboard.optional_deps``; installed by ``ray[default]``).
+DASHBOARD_PACKAGES = ("aiohttp", "aiohttp_cors", "opencensus", "prometheus_client")
+
+
+def check_dashboard_packages() -> None:
+    import importlib.util
+
+    missing = [m for m in DASHBOARD_PACKAGES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"ray.dashboard: true needs the dashboard packages (missing: {', '.join(missing)}); "
+                          "pip install 'ray[default]' or set ray.dashboard: false")
 
 
 def check_run_dir(exp: Experiment, resume: bool) -> None:
