@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -267,8 +266,11 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
     """The official CIFAR-10 python release (Krizhevsky 2009): pickled 10000x3072 uint8 batches, CHW rows.
 
     ``path`` is the ``cifar-10-batches-py`` folder or a folder that contains it.
-    The batches are Python pickles: read only a copy you downloaded from the official site.
+    The batches are Python pickles, read by a restricted unpickler (``nas.proxy.cifar_pickle``): a file
+    naming anything the official ones do not is refused, never executed.
     """
+    from .cifar_pickle import RefusedPickle, load_batch
+
     folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
     if not folder.is_dir():
         raise FileNotFoundError(f"CIFAR-10 folder {str(path)!r} does not exist; expected the extracted "
@@ -281,10 +283,12 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
     def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
         file = folder / name
         try:
-            with open(file, "rb") as fh:
-                entry = pickle.load(fh, encoding="bytes")
+            entry = load_batch(file.read_bytes())
             data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             labels = np.asarray(entry[b"labels"], dtype=np.int64)
+        except RefusedPickle as err:
+            raise ValueError(f"CIFAR-10 batch {str(file)!r} refused: {err}; use the official "
+                             "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html") from None
         except Exception as err:
             raise ValueError(f"CIFAR-10 batch {str(file)!r} is malformed ({type(err).__name__}: {err}); "
                              "expected a pickled dict with b'data' (10000x3072 uint8) and b'labels'") from None
@@ -296,7 +300,10 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
               "x_test": np.ascontiguousarray(x_test), "y_test": y_test}
     meta = folder / "batches.meta"
     if meta.is_file():
-        with open(meta, "rb") as fh:
-            names = pickle.load(fh, encoding="bytes").get(b"label_names", [])
+        try:
+            names = load_batch(meta.read_bytes()).get(b"label_names", [])
+        except RefusedPickle as err:
+            raise ValueError(f"CIFAR-10 file {str(meta)!r} refused: {err}; use the official "
+                             "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html") from None
         arrays["classes"] = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in names])
     return arrays
