@@ -4,7 +4,7 @@
 builds one; see :mod:`controllers.base` for the interface and the one way to pass settings.
 """
 
-from .base import Controller
+from .base import Controller, ProposalSettings
 from .constraint import Constraint, InfeasibleConstraintError
 from .evolution import EvolutionSettings, RegularizedEvolution
 from .random_search import RandomSearch, RandomSettings
@@ -12,7 +12,7 @@ from .registry import get_controller_class, list_controllers, make_controller, m
 from .rl import RLController, RLSettings
 
 __all__ = [
-    "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "RLController", "RLSettings",
-    "RandomSearch", "RandomSettings", "RegularizedEvolution", "get_controller_class", "list_controllers",
+    "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "ProposalSettings", "RLController",
+    "RLSettings", "RandomSearch", "RandomSettings", "RegularizedEvolution", "get_controller_class", "list_controllers",
     "make_controller", "make_settings", "register_controller",
 ]

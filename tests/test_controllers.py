@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import controllers
-from controllers import (Constraint, Controller, EvolutionSettings, InfeasibleConstraintError, RandomSearch,
-                         RegularizedEvolution, RLController, RLSettings, get_controller_class, list_controllers,
-                         make_controller, register_controller)
+from controllers import (Constraint, Controller, EvolutionSettings, InfeasibleConstraintError, ProposalSettings,
+                         RandomSearch, RegularizedEvolution, RLController, RLSettings, get_controller_class,
+                         list_controllers, make_controller, register_controller)
 from controllers.rl_policy import DecisionPolicy, from_plain, optimizer_from_plain, to_plain
 from search_spaces import Genotype, get_space
 
@@ -201,7 +201,7 @@ class TestConformance:
 # Base class, registry, constraint
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _NoSettings:
+class _RepeatSettings(ProposalSettings):
     pass
 
 
@@ -209,10 +209,10 @@ class _Repeater(Controller):
     """Proposes the same genotype every time; records the per-ask info of each tell."""
 
     name = "repeat"
-    settings_cls = _NoSettings
+    settings_cls = _RepeatSettings
 
     def __init__(self, space, seed=0, constraint=None, settings=None):
-        super().__init__(space, seed, constraint, settings)
+        super().__init__(space, seed, constraint, settings or _RepeatSettings(allow_repeats=True))
         self.seen: list[tuple[int, float | None]] = []
         self._count = 0
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.ray  # imports Ray (no cluster is started)
 
 
 def _searcher(**kw):
+    kw = {"metric": "reward", "mode": "max", **kw}
     return ControllerSearcher(make_controller("random", get_space("tiny"), seed=0), **kw)
 
 
