@@ -4,12 +4,13 @@
 builds one; see :mod:`controllers.base` for the interface and the one way to pass settings.
 """
 
-from .base import Controller, ProposalSettings
+from .base import Controller
 from .constraint import Constraint, InfeasibleConstraintError
 from .evolution import EvolutionSettings, RegularizedEvolution
 from .random_search import RandomSearch, RandomSettings
 from .registry import get_controller_class, list_controllers, make_controller, make_settings, register_controller
 from .rl import RLController, RLSettings
+from .settings import ProposalSettings
 
 __all__ = [
     "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "ProposalSettings", "RLController",

@@ -54,13 +54,11 @@ policy also a seeded ``torch.Generator``) and saves its state; no global RNG.
 from __future__ import annotations
 
 import abc
-import base64
 import dataclasses
 import logging
 import math
 import numbers
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
@@ -68,6 +66,8 @@ import numpy as np
 from search_spaces import Genotype, SearchSpace
 
 from .constraint import Constraint
+from .plain import copy_plain, lists_for_tuples, pack_rows, unpack_rows
+from .settings import ProposalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,26 +75,6 @@ logger = logging.getLogger(__name__)
 #: genotypes, no warm-start queue) is still read: dedup then starts from the genotypes pending at the save.
 STATE_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProposalSettings:
-    """Settings every controller has (the base of each ``settings_cls``; keyword-only).
-
-    ``allow_repeats``: propose genotypes already evaluated or pending (default no: a repeat
-    costs a full trial and, with a deterministic evaluator, tells nothing new).
-    ``resample_tries``: how many times a repeated proposal is redrawn, and how many mutation
-    steps then look for an unseen neighbour, before a repeat is accepted.
-    """
-
-    allow_repeats: bool = False
-    resample_tries: int = 100
-
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        if not isinstance(self.allow_repeats, bool):
-            raise ValueError(f"{owner}.allow_repeats must be true or false, got {self.allow_repeats!r}")
-        check_int(owner, "resample_tries", self.resample_tries, 1)
 
 
 class Controller(abc.ABC):
@@ -241,12 +221,12 @@ class Controller(abc.ABC):
             "settings": dataclasses.asdict(self.settings),
             "rng": self._rng.bit_generator.state,
             "next_ticket": self._next_ticket,
-            "pending": [{"ticket": t, "genotype": self.space.encode(g), "info": _copy(info)}
+            "pending": [{"ticket": t, "genotype": self.space.encode(g), "info": copy_plain(info)}
                         for t, (g, info) in sorted(self._pending.items())],
             "counts": {"asked": self._asked, "told": self._told, "failed": self._failed},
             "best": None if self._best is None else {"genotype": self.space.encode(self._best[0]),
                                                      "reward": self._best[1]},
-            "evaluated": _pack([self.space.encode(g) for g in self._evaluated], len(self.space.decision_sizes)),
+            "evaluated": pack_rows([self.space.encode(g) for g in self._evaluated], len(self.space.decision_sizes)),
             "queue": [self.space.encode(g) for g in self._queue],
             "proposals": {"added": self._added, "resampled": self._resampled, "neighbours": self._neighbours,
                           "repeats": self._repeats, "from_queue": self._from_queue},
@@ -273,26 +253,26 @@ class Controller(abc.ABC):
         saved = dict(state["settings"])
         if state["format"] == 1:  # saved before ProposalSettings existed: its defaults applied then
             saved = {**dataclasses.asdict(ProposalSettings()), **saved}
-        diff = [k for k in mine if _plain(mine[k]) != _plain(saved.get(k))]
+        diff = [k for k in mine if lists_for_tuples(mine[k]) != lists_for_tuples(saved.get(k))]
         if diff or set(saved) - set(mine):
             key = diff[0] if diff else sorted(set(saved) - set(mine))[0]
             raise ValueError(f"the state was saved with settings {key}={saved.get(key)!r}, this controller has "
                              f"{key}={mine.get(key)!r}; build the controller with the saved settings")
         self.seed = int(state["seed"])
         self._rng = np.random.default_rng(self.seed)
-        self._rng.bit_generator.state = _copy(state["rng"])
+        self._rng.bit_generator.state = copy_plain(state["rng"])
         self._next_ticket = int(state["next_ticket"])
         self._pending = {}
         self._tickets = {}
         for item in state["pending"]:
             genotype = self.space.decode(item["genotype"])
-            self._pending[int(item["ticket"])] = (genotype, _copy(item["info"]))
+            self._pending[int(item["ticket"])] = (genotype, copy_plain(item["info"]))
             self._tickets.setdefault(genotype, deque()).append(int(item["ticket"]))
         counts = state["counts"]
         self._asked, self._told, self._failed = int(counts["asked"]), int(counts["told"]), int(counts["failed"])
         best = state["best"]
         self._best = None if best is None else (self.space.decode(best["genotype"]), float(best["reward"]))
-        self._evaluated = dict.fromkeys(self.space.decode(c) for c in _unpack(state.get("evaluated")))
+        self._evaluated = dict.fromkeys(self.space.decode(c) for c in unpack_rows(state.get("evaluated")))
         self._queue = deque(self.space.decode(c) for c in state.get("queue", ()))
         proposals = state.get("proposals", {})
         self._added, self._resampled, self._neighbours, self._repeats, self._from_queue = (
@@ -403,48 +383,3 @@ def _check_reward(reward: object) -> float | None:
                         f"{reward!r}")
     value = float(reward)
     return value if math.isfinite(value) else None
-
-
-def _pack(rows: list[list[int]], width: int) -> dict[str, Any]:
-    """Decision codes of many genotypes as one base64 blob of uint16 (compact in a checkpoint)."""
-    array = np.asarray(rows, dtype=np.uint16).reshape(len(rows), width)
-    return {"shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
-def _unpack(blob: dict[str, Any] | None) -> list[list[int]]:
-    if not blob:
-        return []
-    array = np.frombuffer(base64.b64decode(blob["base64"]), dtype=np.uint16).reshape(blob["shape"])
-    return array.astype(np.int64).tolist()
-
-
-def _plain(value: object) -> object:
-    """Tuples as lists, so settings compare equal after a JSON round trip."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of plain data (dicts, lists, scalars)."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy(v) for v in value]
-    return value
-
-
-# -- settings validation, shared by the Settings dataclasses --------------------
-def check_int(owner: str, field: str, value: object, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{owner}.{field} must be an integer >= {low}, got {value!r}")
-
-
-def check_float(owner: str, field: str, value: object, low: float, high: float,
-                low_open: bool = False, high_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{owner}.{field} must be a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")

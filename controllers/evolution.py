@@ -33,7 +33,8 @@ import numpy as np
 
 from search_spaces import Genotype
 
-from .base import Controller, ProposalSettings, check_int
+from .base import Controller
+from .settings import ProposalSettings, check_int
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 from search_spaces import Genotype
 
-from .base import Controller, ProposalSettings
+from .base import Controller
+from .settings import ProposalSettings
 
 
 @dataclass(frozen=True)

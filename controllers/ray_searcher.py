@@ -47,6 +47,7 @@ import pickle
 from typing import Any, Callable, Iterable
 
 import numpy as np
+from ray import cloudpickle
 from ray.tune.search import Searcher
 from ray.tune.search.variant_generator import generate_variants, parse_spec_vars
 
@@ -240,8 +241,8 @@ class ControllerSearcher(Searcher):
 
     # -- checkpoints --------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"controller": self.controller.state_dict(), "live": dict(self.live),
+        with open(checkpoint_path, "wb") as f:  # cloudpickle: a param_space may hold sample_from lambdas
+            cloudpickle.dump({"controller": self.controller.state_dict(), "live": dict(self.live),
                          "done": sorted(self.done), "metric": self._metric, "mode": self._mode,
                          "param_space": self.param_space, "rng": self._rng.bit_generator.state,
                          "order": list(self._order), "results": dict(self._results),

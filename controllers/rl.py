@@ -54,7 +54,8 @@ import torch
 
 from search_spaces import Genotype
 
-from .base import Controller, ProposalSettings, check_float, check_int
+from .base import Controller
+from .settings import ProposalSettings, check_float, check_int
 from .rl_policy import DecisionPolicy, from_plain, optimizer_from_plain, to_plain
 
 

@@ -273,7 +273,7 @@ def test_bad_mode_and_conflicting_metric():
 
 
 # -- param_space ------------------------------------------------------------------------------------------
-def test_param_space_domains_are_resolved_with_the_searchers_seed():
+def test_param_space_domains_are_resolved_with_the_searchers_seed(tmp_path):
     space = {"lr": tune.loguniform(1e-4, 1e-1), "opt": tune.choice(["sgd", "adam"]),
              "nested": {"wd": tune.uniform(0.0, 0.1), "fixed": 3},
              "double": tune.sample_from(lambda spec: spec.config.nested.fixed * 2)}
@@ -287,6 +287,10 @@ def test_param_space_domains_are_resolved_with_the_searchers_seed():
         assert 1e-4 <= c["lr"] <= 1e-1 and c["opt"] in ("sgd", "adam") and 0.0 <= c["nested"]["wd"] <= 0.1
         assert c["nested"]["fixed"] == 3 and c["double"] == 6 and isinstance(c["genotype"], str)
     assert len({c["lr"] for c in configs[0]}) == 4
+    searcher.save(str(tmp_path / "s.pkl"))  # the sample_from lambda is saved too (cloudpickle)
+    fresh = _searcher(metric="reward", mode="max", seed=5)
+    fresh.restore(str(tmp_path / "s.pkl"))
+    assert fresh.suggest("4") == searcher.suggest("4") and fresh.suggest("5")["double"] == 6
 
 
 def test_param_space_grid_search_or_genotype_is_rejected():
