@@ -158,16 +158,17 @@ class ControllerSearcher(Searcher):
             logger.warning("trial %s completed but was not suggested by this searcher; ignored", trial_id)
             return
         self.done.add(trial_id)
-        value = self._reward(result, error)
-        if value is not None and self._mode == "min":
-            value = -value
+        value = self._signed(self._reward(result, error))
         if value is None and not error and result and self.metric not in result and not self._warned_missing:
             self._warned_missing = True
             logger.warning("trial %s reported no %r (its result has %s); told as failed; set metric= to the "
                            "name the trainable reports", trial_id, self.metric, ", ".join(sorted(result)[:12]))
         self._results[trial_id] = (text, value)
-        if not self.deterministic or self._all_suggested():
-            self._tell_in_order(limit=None if self.deterministic else trial_id)
+        if not self.deterministic:
+            self._order.remove(trial_id)
+            self._tell(trial_id)
+        elif self._all_suggested():  # no suggestion depends on the order any more
+            self._tell_in_order(limit=None)
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
                             intermediate_values: list[float] | None = None) -> None:
@@ -184,9 +185,7 @@ class ControllerSearcher(Searcher):
                              f"name such as 'b0', or a Genotype), got {keys}")
         genotype = _genotype_of(parameters[GENOTYPE_KEY], "add_evaluated_point: parameters['genotype']")
         reward = None if error or pruned or value is None else float(value)
-        if reward is not None and self._mode == "min":
-            reward = -reward
-        self.controller.add_evaluated(genotype, reward)
+        self.controller.add_evaluated(genotype, self._signed(reward))
 
     def flush(self) -> None:
         """Tell every result held back by deterministic mode (in suggestion order), e.g. after ``fit()``."""
@@ -209,12 +208,8 @@ class ControllerSearcher(Searcher):
         self._tell_in_order(limit=max(due, 0))
         return True
 
-    def _tell_in_order(self, limit: int | str | None) -> None:
-        """Tell finished results: one trial id (``limit`` a str), ``limit`` oldest, or the finished prefix."""
-        if isinstance(limit, str):
-            self._order.remove(limit)
-            self._tell(limit)
-            return
+    def _tell_in_order(self, limit: int | None) -> None:
+        """Tell the finished results at the head of the suggestion order: ``limit`` of them, or all there are."""
         count = 0
         while self._order and self._order[0] in self._results and (limit is None or count < limit):
             self._tell(self._order.pop(0))
@@ -223,6 +218,10 @@ class ControllerSearcher(Searcher):
     def _tell(self, trial_id: str) -> None:
         text, value = self._results.pop(trial_id)
         self.controller.tell(Genotype.from_string(text), value)
+
+    def _signed(self, value: float | None) -> float | None:
+        """Controllers maximise: a metric to minimise is told negated."""
+        return -value if value is not None and self._mode == "min" else value
 
     def _reward(self, result: dict | None, error: bool) -> float | None:
         if error or not result or result.get("status") == "failed":
