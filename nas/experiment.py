@@ -54,7 +54,8 @@ class ControllerConfig:
 @dataclass(frozen=True)
 class BudgetConfig:
     samples: int = 20            # trials in total (distinct asks), resumed runs included
-    time_limit_s: float | None = None
+    time_limit_s: float | None = None  # search time in total, resumed sessions included (downtime not counted)
+    stop_after_failures: int = 3  # stop when a session's first this many trials all fail for one reason (0: never)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def check_experiment(exp: Experiment) -> None:
         raise ConfigError(f"controller.name: {err}") from None
     from_dict(cls.settings_cls, exp.controller.settings, "controller.settings")
     _positive(exp.budget.samples, "budget.samples", integer=True)
+    _positive(exp.budget.stop_after_failures, "budget.stop_after_failures", integer=True, allow_zero=True)
     if exp.budget.time_limit_s is not None:
         _positive(exp.budget.time_limit_s, "budget.time_limit_s")
     r = exp.resources
@@ -209,12 +211,31 @@ def check_dashboard_packages() -> None:
 
 
 def check_run_dir(exp: Experiment, resume: bool) -> None:
-    """A new run needs an unused run dir; ``--resume`` needs Ray Tune's saved state (checked here for local storage)."""
-    if resume and "://" not in exp.tune_path and not (Path(exp.tune_path) / TUNER_STATE).is_file():
-        raise FileNotFoundError(f"--resume: no search state at {exp.tune_path!r}; run without --resume to start it")
-    if not resume and (exp.run_dir / results.TRIALS).exists():
-        raise ConfigError(f"output: run dir {str(exp.run_dir)!r} already holds a search; pass --resume to continue "
+    """A new run needs an unused, writable run dir; ``--resume`` needs a search there (Tune's state or trials).
+
+    Creates the run dir (a probe file shows it is writable), so an unwritable output fails here, before Ray.
+    """
+    run_dir = exp.run_dir
+    for folder in (run_dir.parent, run_dir):
+        if folder.exists() and not folder.is_dir():
+            key = "output.dir" if folder == run_dir.parent else "output.name"
+            raise ConfigError(f"{key}: {str(folder)!r} is a file, not a folder; choose another {key}")
+    if resume:
+        local = "://" not in exp.tune_path
+        if local and not (Path(exp.tune_path) / TUNER_STATE).is_file() and not (run_dir / results.TRIALS).is_file():
+            raise FileNotFoundError(f"--resume: no search at {str(run_dir)!r} (neither Ray Tune's state nor "
+                                    f"{results.TRIALS}); run without --resume to start it")
+    elif (run_dir / results.TRIALS).exists():
+        raise ConfigError(f"output: run dir {str(run_dir)!r} already holds a search; pass --resume to continue "
                           "it or set output.name to start a new one")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output.dir: cannot write the run dir {str(run_dir)!r} ({err.strerror or err}); "
+                          "choose a writable output.dir") from None
 
 
 def scale_model(model, c: CompoundCoefficients):

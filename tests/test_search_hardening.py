@@ -48,3 +48,50 @@ def test_the_local_ray_listens_on_loopback_only(finished_run):
     outside = [s for s in sockets if not is_loopback(s[1])]
     assert outside == [], f"listening beyond loopback: {outside}"
     assert ray.util.get_node_ip_address() == "127.0.0.1"
+
+
+def _nas(*argv: str) -> int:
+    from nas.cli import main
+
+    return main(list(argv))
+
+
+def _copy(run_dir, where):
+    target = where / run_dir.name
+    shutil.copytree(run_dir, target)
+    return target
+
+
+def test_a_moved_run_dir_resumes_where_it_is_with_a_grown_budget_and_a_torn_row(finished_run, tmp_path, capsys,
+                                                                                caplog):
+    moved = tmp_path / "elsewhere" / "moved"
+    shutil.move(str(_copy(finished_run, tmp_path)), moved)
+    with open(moved / results.TRIALS, "a", encoding="utf-8") as f:
+        f.write('{"trial_id": "torn", "sta')  # a crash mid-write
+    before = (finished_run / results.TRIALS).read_text()
+    assert _nas("search", str(moved), "--resume", "--set", "budget.samples=4") == 0
+    out = capsys.readouterr().out
+    assert "resume: budget.samples 3 -> 4 (config.yaml updated)" in out and "[4/4]" in out, out
+    rows = results.read_trials(moved)
+    assert len(rows) == 4 and len({r["genotype"] for r in rows}) == 4  # the new trial is a new genotype
+    lines = (moved / results.TRIALS).read_text().splitlines()
+    assert len(lines) == 5 and lines[3] == '{"trial_id": "torn", "sta'  # the fragment kept on its own line
+    assert any("line 4 is not a whole trial row" in r.getMessage() for r in caplog.records)
+    assert (finished_run / results.TRIALS).read_text() == before  # the original is not touched
+    stored = yaml.safe_load((moved / results.CONFIG).read_text())
+    assert stored["budget"]["samples"] == 4 and stored["output"]["dir"] == str(moved.parent)
+    assert yaml.safe_load((moved / results.BEST).read_text())["reward"] == max(r["reward"] for r in rows)
+
+
+def test_lost_tune_state_rebuilds_the_summary_and_continues_from_the_records(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path)
+    for path in run.iterdir():
+        if path.name not in (results.TRIALS, results.CONFIG):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert _nas("search", str(run), "--resume") == 0  # the budget is met: the summary only
+    assert (run / results.BEST).is_file() and len(results.read_trials(run)) == 3
+    assert "done: 3 trials" in capsys.readouterr().out
+    assert _nas("search", str(run), "--resume", "--set", "budget.samples=5") == 0
+    rows = results.read_trials(run)
+    assert len(rows) == 5 and len({r["genotype"] for r in rows}) == 5, rows
+    assert [r["index"] for r in rows] == list(range(5))

@@ -24,20 +24,36 @@ def progress(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.experiment import check_run_dir, load_experiment
+    from nas.search.recorder import SearchInterrupted, SearchStopped
     from nas.search.results import CONFIG
+    from nas.search.resume import changes, describe, relocated
 
     config = Path(args.config)
-    if args.resume and config.is_dir():
-        config = config / CONFIG
-    experiment = load_experiment(config, args.overrides)  # every config mistake stops here, before Ray
+    run_dir = config if args.resume and config.is_dir() else None
+    if run_dir is not None and not (run_dir / CONFIG).is_file():
+        raise FileNotFoundError(f"--resume: {str(run_dir)!r} has no {CONFIG}; pass a run dir that `nas search` "
+                                "wrote, or the experiment YAML")
+    experiment = load_experiment(run_dir / CONFIG if run_dir else config, args.overrides)  # config mistakes stop here
+    if run_dir is not None:
+        experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
     check_run_dir(experiment, args.resume)
+    changed = changes(experiment) if args.resume else {}
 
     from nas.driver import run_search
 
     print(f"search: space {experiment.space}, controller {experiment.controller.name}, "
           f"{experiment.budget.samples} trials, {experiment.resources.max_concurrent} at a time -> "
           f"{experiment.run_dir}", flush=True)
-    outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
+    if changed:
+        print(f"resume: {describe(changed)} (config.yaml updated)", flush=True)
+    try:
+        outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
+    except SearchInterrupted as stop:
+        print(f"\nnas: {stop}", file=sys.stderr)
+        return 130
+    except SearchStopped as stop:
+        print(f"\nnas: {stop}", file=sys.stderr)
+        return 1
     print(f"\ndone: {outcome.trials} trials ({outcome.failed} failed) in {outcome.run_dir}")
     if outcome.pareto:
         print("Pareto front (accuracy vs MACs):")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,8 @@ import yaml
 from search_spaces import Genotype, resolve_genotype
 
 from ..files import atomic_open, atomic_write
+
+logger = logging.getLogger(__name__)
 
 TRIALS = "trials.jsonl"
 BEST = "best.yaml"
@@ -35,25 +38,38 @@ FINISHED = ("ok", "stopped")
 
 
 def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one trial row and make it durable before returning."""
+    """Append one trial row and make it durable before returning.
+
+    A torn last line (a crash mid-write) is ended first, so the new row starts a line of its own.
+    """
     path = Path(run_dir) / TRIALS
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+    with open(path, "ab+") as f:
+        torn = False
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        f.write((("\n" if torn else "") + json.dumps(row, sort_keys=True) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_trials(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of ``trials.jsonl``, first record of each trial id kept; a torn last line is skipped."""
+    """Rows of ``trials.jsonl``, first record of each trial id kept; a torn line is skipped with a warning."""
     path = Path(run_dir) / TRIALS
     if not path.is_file():
         return []
     rows, seen = [], set()
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            logger.warning("%s line %d is not a whole trial row (a crash mid-write?); skipped", path, number)
+            continue
+        if not isinstance(row, dict):
+            logger.warning("%s line %d is not a trial row; skipped", path, number)
             continue
         if row.get("trial_id") in seen:
             continue
