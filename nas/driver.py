@@ -317,6 +317,16 @@ def _relocate(tuner, experiment: Experiment, progress, total: int) -> list[Trial
     return recorders
 
 
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" hint: the CLI prints the `nas` way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(_NoRestoreHint())
+
+
 def _fit_watching_sigint(tuner) -> bool:
     """``tuner.fit()``; returns whether a SIGINT (Ctrl-C) ended it.
 
