@@ -48,11 +48,13 @@ from controllers.ray_searcher import GENOTYPE_KEY, ControllerSearcher
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import Genotype
 
-from .experiment import Experiment, build_controller, check_run_dir, resolved_yaml, scaled_experiment
+from .config import ConfigError
+from .errors import SearchInterrupted, SearchStopped
+from .experiment import Experiment, build_controller, check_cluster, check_run_dir, resolved_yaml, scaled_experiment
 from .files import atomic_write
 from .proxy.config import for_gpu_share
 from .search import results
-from .search.recorder import SearchInterrupted, SearchStopped, TrialRecorder
+from .search.recorder import TrialRecorder
 from .search.resume import NEW_CONTROLLER, seed_controller
 from .search.resume import changes as resume_changes
 from .search.trial import RUNNING, TrialResult, reward_to_tell, settle
@@ -175,8 +177,13 @@ def _start_ray(experiment: Experiment, address: str | None) -> bool:
         return False
     address = address or experiment.ray.address
     if address:
+        check_cluster(experiment, address)
         logger.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as err:
+            raise ConfigError(f"--address {address}: {str(err).strip().splitlines()[0]}; start the cluster "
+                              "(`ray start --head`) or drop --address to run a local Ray") from None
         return True
     r = experiment.resources
     start_local_ray(r.num_cpus, r.num_gpus, experiment.ray.dashboard)

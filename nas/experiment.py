@@ -23,6 +23,7 @@ from controllers.constraint import Constraint
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import get_space
 
+from .cluster import DEFAULT_CONNECT_TIMEOUT_S, check_address, host_port
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .cost.base import build_cost_model
 from .cost.target import TargetModel
@@ -84,6 +85,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class RayConfig:
     address: str | None = None   # an existing cluster ('auto' on a head node); default: start a local Ray
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S  # how long joining ``address`` may take before it fails
     dashboard: bool = False      # the local Ray's dashboard, bound to 127.0.0.1
     max_failures: int = 0        # retries of a trial whose worker died (a raising trial is not retried)
     reuse_actors: bool = True    # long-lived workers: no process start per trial
@@ -188,6 +190,9 @@ def check_experiment(exp: Experiment) -> None:
                               f"(data.kind {exp.data.kind!r})")
     if exp.ray.dashboard:
         check_dashboard_packages()
+    _positive(exp.ray.connect_timeout_s, "ray.connect_timeout_s")
+    if exp.ray.address:
+        host_port(exp.ray.address)
     c = exp.controller
     if c.max_tries <= 0:
         raise ConfigError(f"controller.max_tries: must be an integer > 0, got {c.max_tries!r}")
@@ -208,6 +213,13 @@ def check_dashboard_packages() -> None:
     if missing:
         raise ConfigError(f"ray.dashboard: true needs the dashboard packages (missing: {', '.join(missing)}); "
                           "pip install 'ray[default]' or set ray.dashboard: false")
+
+
+def check_cluster(exp: Experiment, address: str | None) -> None:
+    """``--address`` (or ``ray.address``) must answer within ``ray.connect_timeout_s``; nothing to check locally."""
+    address = address or exp.ray.address
+    if address:
+        check_address(address, exp.ray.connect_timeout_s)
 
 
 def check_run_dir(exp: Experiment, resume: bool) -> None:
@@ -293,6 +305,6 @@ def resolved_yaml(exp: Experiment) -> str:
 
 
 __all__ = ["BudgetConfig", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
-           "SchedulerConfig", "build_controller", "check_experiment", "check_run_dir", "cost_function",
+           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_run_dir", "cost_function",
            "load_experiment", "resolved_yaml", "scale_model", "scaled_experiment"]
 

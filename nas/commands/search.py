@@ -23,8 +23,7 @@ def progress(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.experiment import check_run_dir, load_experiment
-    from nas.search.recorder import SearchInterrupted, SearchStopped
+    from nas.experiment import check_cluster, check_run_dir, load_experiment
     from nas.search.results import CONFIG
     from nas.search.resume import changes, describe, relocated
 
@@ -38,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
     check_run_dir(experiment, args.resume)
     changed = changes(experiment) if args.resume else {}
+    check_cluster(experiment, args.address)
 
     from nas.driver import run_search
 
@@ -46,14 +46,7 @@ def run(args: argparse.Namespace) -> int:
           f"{experiment.run_dir}", flush=True)
     if changed:
         print(f"resume: {describe(changed)} (config.yaml updated)", flush=True)
-    try:
-        outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
-    except SearchInterrupted as stop:
-        print(f"\nnas: {stop}", file=sys.stderr)
-        return 130
-    except SearchStopped as stop:
-        print(f"\nnas: {stop}", file=sys.stderr)
-        return 1
+    outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
     print(f"\ndone: {outcome.trials} trials ({outcome.failed} failed) in {outcome.run_dir}")
     if outcome.pareto:
         print("Pareto front (accuracy vs MACs):")
