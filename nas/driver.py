@@ -50,7 +50,7 @@ from search_spaces import Genotype
 
 from .config import ConfigError
 from .errors import SearchInterrupted, SearchStopped
-from .experiment import Experiment, build_controller, check_cluster, check_run_dir, resolved_yaml, scaled_experiment
+from .experiment import Experiment, build_controller, check_cluster, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
 from .files import atomic_write
 from .proxy.config import for_gpu_share
 from .search import results
@@ -245,6 +245,7 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     """
     run_dir = experiment.run_dir
     check_run_dir(experiment, resume)
+    check_inputs(experiment, address)
     changed = resume_changes(experiment) if resume else {}
     restore = resume and not set(changed) & set(NEW_CONTROLLER) and tune.Tuner.can_restore(experiment.tune_path)
     if resume and not restore and not can_continue:

@@ -215,6 +215,38 @@ def check_dashboard_packages() -> None:
                           "pip install 'ray[default]' or set ray.dashboard: false")
 
 
+def check_inputs(exp: Experiment, address: str | None = None) -> None:
+    """What every trial would read, read once here (seconds): the data, the latency table, the device.
+
+    A mistake here would otherwise fail every trial inside Ray and burn the budget.  The image-folder
+    kind is only checked to exist (reading it is the slow part of a trial).
+    """
+    if exp.data.kind != "imagefolder":
+        from .proxy.data import load_data
+
+        try:
+            load_data(exp.data)
+        except (ValueError, OSError) as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(text if text.startswith("data") else f"data: {text}") from None
+    if exp.objective.cost == "latency":
+        try:
+            cost_function(exp)
+        except (ValueError, OSError, KeyError) as err:
+            raise ConfigError(f"objective.latency_table: {exp.objective.latency_table!r} does not load ({err}); "
+                              "rebuild it with `nas profile --target cpu --out FILE`") from None
+    if str(exp.proxy.device).startswith("cuda"):
+        if exp.resources.gpus_per_trial <= 0:
+            raise ConfigError("proxy.device: cuda needs a GPU per trial; set resources.gpus_per_trial (e.g. 1 or "
+                              "0.25) or proxy.device: auto")
+        if not (address or exp.ray.address):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("proxy.device: cuda, but this machine has no CUDA GPU; set proxy.device: cpu "
+                                  "(or auto), or join a GPU cluster with --address")
+
+
 def check_cluster(exp: Experiment, address: str | None) -> None:
     """``--address`` (or ``ray.address``) must answer within ``ray.connect_timeout_s``; nothing to check locally."""
     address = address or exp.ray.address
@@ -305,6 +337,6 @@ def resolved_yaml(exp: Experiment) -> str:
 
 
 __all__ = ["BudgetConfig", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
-           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_run_dir", "cost_function",
+           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_inputs", "check_run_dir", "cost_function",
            "load_experiment", "resolved_yaml", "scale_model", "scaled_experiment"]
 

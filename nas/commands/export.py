@@ -17,7 +17,7 @@ import torch
 from efficientnet import COEFFICIENTS, build_model, count_spec, model_spec
 from nas.search.results import resolve_genotype_or_run
 from nas.export import (DEFAULT_OPSET, MAX_OPSET, calibrate_batchnorm, calibration_batch, check_opset,
-                        check_output_path, compare_onnx, export_onnx, load_weights)
+                        check_output_path, compare_onnx, export_onnx, load_weights, onnxruntime, require_onnx)
 
 from .common import add_num_classes, human, positive_float, positive_int, print_json
 
@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_opset(args.opset)
+    require_onnx()
+    if args.check:
+        onnxruntime("--check")
     check_output_path(args.onnx)
     genotype = resolve_genotype_or_run(args.genotype)
     spec = model_spec(genotype, model=args.model, width=args.width, depth=args.depth, resolution=args.resolution,

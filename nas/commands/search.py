@@ -23,7 +23,7 @@ def progress(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.experiment import check_cluster, check_run_dir, load_experiment
+    from nas.experiment import check_cluster, check_inputs, check_run_dir, load_experiment
     from nas.search.results import CONFIG
     from nas.search.resume import changes, describe, relocated
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
     check_run_dir(experiment, args.resume)
     changed = changes(experiment) if args.resume else {}
+    check_inputs(experiment, args.address)
     check_cluster(experiment, args.address)
 
     from nas.driver import run_search

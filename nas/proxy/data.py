@@ -246,6 +246,9 @@ def _check_pair(x: np.ndarray, y: np.ndarray, where: str, split: str,
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():
+        raise IsADirectoryError(f"data.path {str(path)!r} is a folder; data.kind npz needs the .npz file (or set "
+                                "data.kind to cifar10 or imagefolder for a folder)")
     if not path.is_file():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist; expected an .npz with x_train, "
                                 "y_train, x_test, y_test (uint8 HWC RGB images, integer labels)")
@@ -253,8 +256,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as err:  # zipfile/pickle/format errors all mean "not a valid npz"
-        raise ValueError(f"data file {str(path)!r} is not a readable .npz archive ({err}); "
-                         "expected arrays x_train, y_train, x_test, y_test") from None
+        why = "it holds pickled objects, which are never loaded" if "pickle" in str(err) else \
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"data file {str(path)!r} is not a readable .npz archive ({why}); expected a "
+                         "np.savez file with arrays x_train, y_train, x_test, y_test") from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise ValueError(f"data file {str(path)!r} lacks {', '.join(missing)}; it has "
