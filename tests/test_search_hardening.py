@@ -21,10 +21,14 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    import sys
+
     import ray
+    from ray import cloudpickle
 
     from nas.driver import start_local_ray
 
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trial functions below travel by value
     start_local_ray(num_cpus=2)
     yield
     ray.shutdown()
@@ -140,3 +144,49 @@ def test_ctrl_c_says_interrupted_exits_130_and_a_copy_resumes_into_itself(tmp_pa
     rows = results.read_trials(copy)
     assert len(rows) == 5 == len({r["trial_id"] for r in rows}) and all(r["status"] == "ok" for r in rows)
     assert (run_dir / results.TRIALS).read_text() == original  # resumed into the copy, not the original
+
+
+def _quick(genotype, experiment, on_epoch):
+    """A trial in no time: reward from the genotype's MACs on the target (so the controller has a signal)."""
+    from nas.search.trial import TrialResult
+
+    on_epoch({"epoch": 1, "accuracy": 0.5, "reward": 0.5})
+    return TrialResult(genotype.to_string(), "ok", accuracy=0.5, reward=0.5, macs=1_000_000, params=1, epochs=1)
+
+
+def _always_fails(genotype, experiment, on_epoch):
+    import random
+
+    raise ValueError(f"data shard {random.randint(0, 10_000)} is unreadable")
+
+
+def test_a_search_whose_first_trials_all_fail_alike_stops_with_the_reason(tmp_path):
+    from nas.errors import SearchStopped
+
+    exp = load_experiment(data=small(tmp_path, budget={"samples": 8}))
+    with pytest.raises(SearchStopped, match=r"the first 3 trials all failed with: ValueError: data shard \d+ is "
+                                            r"unreadable; fix that") as err:
+        run_search(exp, trial_fn=_always_fails)
+    assert len(str(err.value).splitlines()) == 1
+    rows = results.read_trials(exp.run_dir)
+    assert 3 <= len(rows) <= 4 and all(r["status"] == "failed" for r in rows), rows  # 8 budgeted, <= 4 spent
+
+
+def test_an_infeasible_proposal_mid_search_keeps_the_run_and_a_wider_bound_continues_it(tmp_path):
+    from nas.errors import SearchStopped
+
+    # The random controller with seed 5 meets cost_max in its first 3 asks, not in its 4th (max_tries 1);
+    # the up-front check (its own sampling) passes.
+    cfg = small(tmp_path, controller={"name": "random", "seed": 5, "cost_max": 5e6, "max_tries": 1},
+                budget={"samples": 6})
+    exp = load_experiment(data=cfg)
+    with pytest.raises(SearchStopped, match=r"search stopped after \d trial\(s\): .*widen controller.cost_min/"
+                                            r"cost_max or raise controller.max_tries") as err:
+        run_search(exp, trial_fn=_quick)
+    assert f"nas search {exp.run_dir} --resume --set controller.cost_max=" in str(err.value)
+    done = results.read_trials(exp.run_dir)
+    assert 1 <= len(done) <= 3 and (exp.run_dir / results.BEST).is_file()
+    assert _nas("search", str(exp.run_dir), "--resume", "--set", "controller.cost_max=1e12") == 0
+    rows = results.read_trials(exp.run_dir)
+    assert len(rows) == 6 and len({r["genotype"] for r in rows}) == 6
+    assert yaml.safe_load((exp.run_dir / results.CONFIG).read_text())["controller"]["cost_max"] == 1e12
