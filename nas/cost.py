@@ -8,11 +8,12 @@ the down-scaled proxy network, so these models take the target's settings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from efficientnet import ModelSpec, count_arch
-from search_spaces import Genotype
+from search_spaces import DEFAULT_FRAME, Frame, Genotype
 
 from .objective import ObjectiveConfig
 
@@ -27,16 +28,35 @@ class CostModel(Protocol):
 
 @dataclass(frozen=True)
 class TargetModel:
-    """The deployment model a cost is measured on."""
+    """The deployment model a cost is measured on.
+
+    ``stem``, ``head``, ``stem_scaling`` (scaled | fixed) and ``head_scaling``
+    (scaled | fixed | up) override the genotype's frame (None: keep the
+    genotype's, by default a 32-filter stem and a 1280-filter head, both
+    scaled with ``width``), e.g. ``target: {head: 1280, head_scaling: fixed}``
+    for MnasNet's unscaled head.
+    """
 
     resolution: int = 224
     num_classes: int = 1000
     width: float = 1.0
     depth: float = 1.0
+    stem: int | None = None
+    head: int | None = None
+    stem_scaling: Literal["scaled", "fixed"] | None = None
+    head_scaling: Literal["scaled", "fixed", "up"] | None = None
+
+    def __post_init__(self) -> None:
+        Frame(**{**dataclasses.asdict(DEFAULT_FRAME), **self.frame_changes()})  # raises naming the field
+
+    def frame_changes(self) -> dict:
+        return {n: getattr(self, n) for n in ("stem", "head", "stem_scaling", "head_scaling")
+                if getattr(self, n) is not None}
 
     def spec(self, genotype: Genotype) -> ModelSpec:
-        return ModelSpec(genotype, width=self.width, depth=self.depth, resolution=self.resolution,
-                         num_classes=self.num_classes)
+        changes = self.frame_changes()
+        return ModelSpec(genotype.with_frame(**changes) if changes else genotype, width=self.width,
+                         depth=self.depth, resolution=self.resolution, num_classes=self.num_classes)
 
     def counts(self, genotype: Genotype) -> tuple[int, int]:
         """(params, MACs) of ``genotype`` on this target, analytically."""

@@ -25,13 +25,14 @@ import re
 from typing import Iterable, Sequence
 
 from .genes import BlockGene, Frame
-from .strings import FLOAT, INT, TOKEN, fmt_ratio
+from .strings import FLOAT, INT, fmt_ratio
 
 #: Version of the genotype string grammar, written next to genotypes in run dirs.
 GRAMMAR_VERSION = 2
 CONV_TYPES = {0: "mbconv", 1: "nodw", 2: "conv", 3: "irpw"}
 _CONV_TYPE_OF = {op: c for c, op in CONV_TYPES.items()}
 _INT_KEYS = ("r", "k", "e", "i", "o", "c")
+_TOKEN = re.compile(r"^(se|noskip|[a-z])(.*)$")
 _KEYS = "r k s e i o se c noskip"
 _ALLOWED_C = "c0 = MBConv (default), c1 = TF's MBConvBlockWithoutDepthwise, c2 = regular conv, " \
              "c3 = expand-1 inverted residual with its 1x1 conv"
@@ -67,7 +68,7 @@ def parse_block(item: str, index: int) -> tuple[BlockGene, int]:
     where = f"block {index + 1} ({item!r})"
     seen: dict[str, object] = {}
     for token in item.split("_"):
-        match = TOKEN.match(token)
+        match = _TOKEN.match(token)
         key, raw = (match.group(1), match.group(2)) if match else ("", "")
         if key in seen:
             raise ValueError(f"{where}: token {token!r} repeats key {key!r}")

@@ -20,6 +20,7 @@ import yaml
 from efficientnet import compound
 from search_spaces import Genotype, resolve_genotype
 
+from ..results import GRAMMAR_KEY, upgrade_genotype
 from .common import human, positive_float, positive_int, print_json, print_table
 
 COLUMNS = ["name", "phi", "width", "depth", "resolution", "dropout", "params", "macs"]
@@ -67,6 +68,7 @@ def load_run_genotype(path: str | Path) -> Genotype:
             or not text:
         raise ValueError(f"{file}: key 'genotype' must be a TF block string such as "
                          f"'r1_k3_s11_e1_i32_o16_se0.25,...', got {text!r}")
+    text = upgrade_genotype(text, data.get(GRAMMAR_KEY), str(file))
     try:
         return Genotype.from_string(text)
     except ValueError as err:
