@@ -221,3 +221,30 @@ def _norms():
     from efficientnet.blocks import Norms
 
     return Norms()
+
+
+def test_grammar1_run_dirs_are_converted_and_said(tmp_path, caplog):
+    """A best.yaml / trials.jsonl written before grammar 2 (c1 = regular conv) is read as c2, with a warning."""
+    import yaml
+
+    from nas import results
+    from nas.commands.scale import load_run_genotype
+
+    old = "r1_k3_s11_e1_i32_o16_c1_noskip,r2_k5_s22_e3_i16_o24_se0.25"
+    (tmp_path / "best.yaml").write_text(yaml.safe_dump({"genotype": old, "reward": 0.5}))
+    with caplog.at_level("WARNING"):
+        g = load_run_genotype(tmp_path)
+    assert g.blocks[0].op == "conv" and g.to_string().startswith("r1_k3_s11_e1_i32_o16_c2_noskip")
+    assert "grammar 2" in caplog.text and "read 1 block(s) as c2" in caplog.text and "replace c1 by c2" in caplog.text
+    # a file that says grammar 2 means TF's c1
+    (tmp_path / "best.yaml").write_text(yaml.safe_dump({"genotype": old, "grammar": 2}))
+    assert load_run_genotype(tmp_path).blocks[0].op == "nodw"
+    # trials.jsonl: old rows converted, new rows carry the marker
+    (tmp_path / results.TRIALS).write_text(json.dumps({"trial_id": "a", "genotype": old}) + "\n")
+    results.append_trial(tmp_path, {"trial_id": "b", "genotype": old})
+    rows = results.read_trials(tmp_path)
+    assert [Genotype.from_string(r["genotype"]).blocks[0].op for r in rows] == ["conv", "nodw"]
+    assert all(r["grammar"] == 2 for r in rows)
+    results.write_best(tmp_path, {**rows[0], "reward": 1.0, "accuracy": 0.5, "macs": 1, "params": 1})
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert best["grammar"] == 2 and best["timm"].startswith("cn_r1_k3_s1_c16,")
