@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from efficientnet import build_model, count_spec, measure_macs, model_spec
+from efficientnet import build_model, count_spec, measure_macs, model_spec, round_filters
 from efficientnet.blocks import Block
 from efficientnet.layout import walk
 from nas.cli import main
@@ -248,3 +248,16 @@ def test_grammar1_run_dirs_are_converted_and_said(tmp_path, caplog):
     results.write_best(tmp_path, {**rows[0], "reward": 1.0, "accuracy": 0.5, "macs": 1, "params": 1})
     best = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert best["grammar"] == 2 and best["timm"].startswith("cn_r1_k3_s1_c16,")
+
+
+@pytest.mark.parametrize("width, same_padding", [(0.5, False), (1.3, True)])
+def test_new_ops_count_equals_the_built_module(width, same_padding):
+    text = ("stem16_fixed,r1_k3_s11_e1_i16_o16_se0.25_c3,r2_k5_s22_e4_i16_o24_c1,r2_k3_s11_e1_i24_o24_c1,"
+            "r2_k5_s22_e1_i24_o40_se0.25_c2,head1000_up")
+    spec = model_spec(text, width=width, resolution=65, num_classes=10)
+    params, macs = count_spec(spec)
+    model = build_model(spec, same_padding=same_padding, activation="relu6")
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert measure_macs(model, 65) == macs
+    assert model.eval()(torch.zeros(1, 3, 65, 65)).shape == (1, 10)
+    assert spec.arch().stem == 16 and spec.arch().head == max(1000, round_filters(1000, width))
