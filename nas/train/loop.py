@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from efficientnet import ModelSpec, build_model
 from nas.data import DataConfig, load_data
+from nas.proxy import zero_init
 from nas.proxy_ops import device_split
 from search_spaces import Genotype
 
@@ -111,8 +112,8 @@ class LocalSession:
             _copy_tree(Path(checkpoint_dir), target)
             for old in ckpt.checkpoints(self.run_dir)[:-self.keep]:
                 _remove_tree(old)
-        if self.on_epoch is not None:
-            self.on_epoch(dict(metrics))
+            if self.on_epoch is not None:
+                self.on_epoch(dict(metrics))
 
 
 def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
@@ -128,6 +129,8 @@ def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_model(spec, drop_connect_rate=cfg.drop_connect_rate, bn_eps=cfg.bn_eps,
                         bn_momentum=cfg.bn_momentum, same_padding=job.padding == "same")
+    if cfg.zero_init:
+        zero_init(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     torch.manual_seed(cfg.seed + 1 + rank)  # dropout / stochastic depth streams differ per rank
     generator = torch.Generator(device=device)
@@ -167,7 +170,7 @@ def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
             begin = time.perf_counter()
             order = shard(n, world, rank, cfg.seed, epoch, device)
             ddp.train()
-            loss_sum = torch.zeros((), device=device)
+            losses = torch.zeros(steps, device=device)
             for i in range(steps):
                 idx = order[i * per_worker:(i + 1) * per_worker]
                 x = augmenter.train_batch(train.x[idx], generator)
@@ -183,12 +186,15 @@ def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
                 schedule.advance()
                 if ema is not None:
                     ema.update(model)
-                loss_sum += loss.detach()
+                losses[i] = loss.detach()
             train_s = time.perf_counter() - begin
-            loss_mean = _mean(loss_sum / steps, world)
+            quarter = max(1, steps // 4)
+            loss_mean, loss_start, loss_end = (_mean(v, world) for v in (
+                losses.mean(), losses[:quarter].mean(), losses[-quarter:].mean()))
             if not math.isfinite(loss_mean):
                 raise FloatingPointError(f"training loss became {loss_mean} in epoch {epoch}; lower train.lr")
-            metrics = {"epoch": epoch, "epochs": cfg.epochs, "attempt": attempt, "loss": loss_mean, "lr": lr,
+            metrics = {"epoch": epoch, "epochs": cfg.epochs, "attempt": attempt, "loss": loss_mean, "loss_start": loss_start,
+                       "loss_end": loss_end, "lr": lr,
                        "step": schedule.step, "images": steps * per_worker * world,
                        "images_per_s": steps * per_worker * world / train_s, "train_s": train_s,
                        "accuracy": evaluate(model, augmenter, holdout, cfg.eval_batch_size, rank, world, autocast),
@@ -282,10 +288,14 @@ def evaluate(model, augmenter: Augmenter, split, batch_size: int, rank: int, wor
 
 
 def replica_max_diff(model, world: int) -> float:
-    """Largest difference of any weight or buffer between the replicas (0 when DDP kept them in step)."""
+    """Largest difference of any weight between the replicas (0 when DDP kept them in step).
+
+    BatchNorm statistics are not compared: each replica updates them from its own batch and DDP
+    overwrites them with rank 0's at the start of every forward pass (its ``broadcast_buffers``).
+    """
     if world == 1:
         return 0.0
-    flat = torch.cat([t.detach().float().flatten() for t in [*model.parameters(), *model.buffers()]])
+    flat = torch.cat([t.detach().float().flatten() for t in model.parameters()])
     hi, lo = flat.clone(), flat.clone()
     dist.all_reduce(hi, op=dist.ReduceOp.MAX)
     dist.all_reduce(lo, op=dist.ReduceOp.MIN)
