@@ -174,19 +174,8 @@ def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
             for i in range(steps):
                 idx = order[i * per_worker:(i + 1) * per_worker]
                 x = augmenter.train_batch(train.x[idx], generator)
-                lr = schedule.apply(optimizer)
-                with autocast:
-                    logits = ddp(x)
-                loss = F.cross_entropy(logits.float(), train.y[idx], label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                schedule.advance()
-                if ema is not None:
-                    ema.update(model)
-                losses[i] = loss.detach()
+                lr = schedule.lr()
+                losses[i] = train_step(ddp, model, x, train.y[idx], optimizer, schedule, ema, cfg, autocast)
             train_s = time.perf_counter() - begin
             quarter = max(1, steps // 4)
             loss_mean, loss_start, loss_end = (_mean(v, world) for v in (
@@ -221,6 +210,24 @@ def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
             writer.close()
     session.report(final, None)
     return final
+
+
+def train_step(ddp, model, x, y, optimizer, schedule: EfficientNetSchedule, ema: ModelEma | None,
+               cfg: TrainConfig, autocast) -> torch.Tensor:
+    """One optimisation step of the recipe (``ddp`` may be the plain ``model``); returns the detached loss."""
+    schedule.apply(optimizer)
+    with autocast:
+        logits = ddp(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    schedule.advance()
+    if ema is not None:
+        ema.update(model)
+    return loss.detach()
 
 
 def _finish(model, ema, augmenter, data, device, cfg, rank, world, autocast, run_dir, spec, history) -> dict:
