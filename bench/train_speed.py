@@ -34,8 +34,8 @@ import _data  # noqa: F401  (puts the checkout on sys.path)
 import torch
 
 from efficientnet import model_spec, build_model
-from nas.data import DataConfig, load_data
-from nas.proxy_ops import device_split
+from nas.proxy.data import DataConfig, load_data
+from nas.proxy.ops import device_split
 from nas.train.config import TrainConfig
 from nas.train.loop import train_step
 from nas.train.optim import EfficientNetSchedule, ModelEma, make_optimizer

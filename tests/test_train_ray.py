@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from nas.data import DataConfig
+from nas.proxy.data import DataConfig
 from nas.experiment import OutputConfig
 from nas.train import checkpoint as ckpt
 from nas.train.config import WorkersConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from nas.data import DataConfig
+from nas.proxy.data import DataConfig
 from nas.train.config import TrainConfig
 from nas.train.loop import TrainJob
 from search_spaces import resolve_genotype

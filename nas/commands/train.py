@@ -29,7 +29,7 @@ from nas.train.config import ModelConfig, TrainExperiment, load_train_experiment
 from nas.train.loop import TrainJob
 
 from .common import add_run_options, positive_float, positive_int, print_json
-from .scale import resolve_genotype_or_run
+from nas.search.results import resolve_genotype_or_run
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "train_config.yaml"
@@ -116,7 +116,7 @@ def check_data(job: TrainJob, workers: int) -> None:
     """Batch size against the data, before Ray starts (image folders are decoded by the workers only)."""
     if job.data.kind == "imagefolder":
         return
-    from nas.data import load_data
+    from nas.proxy.data import load_data
 
     data = load_data(job.data)
     per_rank, per_worker = len(data.y_train) // workers, job.train.batch_size // workers

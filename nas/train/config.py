@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from nas.data import DataConfig
+from nas.proxy.data import DataConfig
 from nas.experiment import OutputConfig
 
 

@@ -5,7 +5,7 @@
 worker).  The session supplies the rank, the world size, the device, the latest
 checkpoint and ``report``; the loop knows nothing of Ray.  Data parallelism:
 
-* every worker loads the dataset (``nas.data.load_data``, cached per process) and
+* every worker loads the dataset (``nas.proxy.data.load_data``, cached per process) and
   trains on its shard: one seeded permutation per epoch, shared by all ranks,
   of which rank r takes positions r, r + N, ...; batch = global batch / N;
 * the model is wrapped in DDP when N > 1 (gradients averaged, BatchNorm
@@ -40,9 +40,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from efficientnet import ModelSpec, build_model
-from nas.data import DataConfig, load_data
-from nas.proxy import zero_init
-from nas.proxy_ops import device_split
+from nas.proxy.data import DataConfig, load_data
+from nas.proxy.train import zero_init
+from nas.proxy.ops import device_split
 from search_spaces import Genotype
 
 from . import checkpoint as ckpt
