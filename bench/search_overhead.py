@@ -23,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def empty_trial(genotype, experiment, on_epoch):
-    on_epoch({"epoch": 0, "accuracy": 0.1, "loss": 2.3})
-    return {"status": "ok", "reason": "", "reward": 0.1, "accuracy": 0.1, "macs": 1e6, "params": 1}
+    from nas.search.trial import TrialResult
+
+    on_epoch({"epoch": 0, "accuracy": 0.1, "loss": 2.3, "reward": 0.1})
+    return TrialResult(genotype.to_string(), "ok", reward=0.1, accuracy=0.1, macs=1_000_000, params=1)
 
 
 def main() -> None:

@@ -72,11 +72,19 @@ def local_ray():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # Set for this module only: a leaked TUNE_DISABLE_AUTO_CALLBACK_LOGGERS takes the per-trial result
+    # files and TensorBoard curves away from every later test module in the same session.
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _fit(tmp_path, trainable, searcher, num_samples, param_space=None, **tune_config):

@@ -29,7 +29,11 @@ def test_shipped_experiments_load():
         text = path.read_text()
         assert text.startswith("#") and "How to run" in text and "Cost" in text, path
         raw = load_yaml(path)
-        if "grid" not in raw:  # scale-grid files are checked by their own tests
+        if "train" in raw:  # a full-recipe training file (nas train)
+            from nas.train.config import TrainExperiment
+
+            from_dict(TrainExperiment, raw)
+        elif "grid" not in raw:  # scale-grid files are checked by their own tests
             from_dict(Experiment, raw)  # types and keys; cluster data paths need not exist here
     load_experiment(shipped[0].parent / "quickstart.yaml")  # fully checked: runs on a fresh clone
 
