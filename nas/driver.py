@@ -52,7 +52,7 @@ from .config import ConfigError
 from .errors import SearchInterrupted, SearchStopped
 from .experiment import Experiment, build_controller, check_cluster, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
 from .files import atomic_write
-from .proxy.config import for_gpu_share
+from .proxy.config import for_gpu_share, set_trial_threads
 from .search import results
 from .search.recorder import TrialRecorder
 from .search.resume import NEW_CONTROLLER, seed_controller
@@ -77,9 +77,7 @@ def proxy_trial(genotype: Genotype, experiment: Experiment, on_epoch: Callable[[
 
 def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = None) -> None:
     """The Tune function trainable: one genotype, a report per epoch, a final report of its TrialResult."""
-    import torch
-
-    torch.set_num_threads(max(1, int(experiment.resources.cpus_per_trial)))
+    set_trial_threads(experiment.proxy, experiment.resources.cpus_per_trial)  # threads = the trial's CPUs
     genotype = Genotype.from_string(config[GENOTYPE_KEY])
     scale = config.get(SCALE_KEY) or {}
     if scale:

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 #: Keys a resumed search may change, and the ones that rebuild the controller (its constraint).
 MAY_CHANGE = ("budget.samples", "budget.time_limit_s", "controller.cost_min", "controller.cost_max",
               "controller.max_tries", "resources.cpus_per_trial", "resources.gpus_per_trial",
-              "resources.num_cpus", "resources.num_gpus", "ray.address", "ray.dashboard")
+              "resources.num_cpus", "resources.num_gpus", "proxy.threads", "ray.address", "ray.dashboard",
+              "ray.connect_timeout_s")
 NEW_CONTROLLER = ("controller.cost_min", "controller.cost_max", "controller.max_tries")
 #: Where the run is: taken from the run dir's location, never compared.
 _LOCATION = ("output.dir", "output.name")
