@@ -261,7 +261,7 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     interrupted = started = False
     try:
         started = _start_ray(experiment, address)
-        if restore:
+        if restore and _time_left(experiment, results.read_trials(run_dir)) != 0.0:  # 0: the time limit is spent
             tuner = tune.Tuner.restore(experiment.tune_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
             recorders = _relocate(tuner, experiment, progress, total)
