@@ -95,7 +95,9 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
             tune.report({**metrics, **where, "status": RUNNING, "done": False})
 
     result = (trial_fn or proxy_trial)(genotype, experiment, on_epoch)
-    tune.report({**result.to_dict(), "epoch": result.epochs, **where, "done": True})
+    final = result.to_dict()
+    final.pop("history", None)  # the epochs were reported one by one; a list would flood Tune's TensorBoard logger
+    tune.report({**final, "epoch": result.epochs, **where, "done": True})
 
 
 class _RecordTrials(Callback):
@@ -164,11 +166,19 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, da
     from ray._private import ray_constants
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the raylet, its workers and agents
+    saved = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the GCS, the raylet (and the workers it starts), agents
     ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the variable when it imported Ray
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-             dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
-             log_to_driver=False)
+    try:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                 dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
+                 log_to_driver=False)
+    finally:  # a later cluster in this process (tests) gets Ray's default again
+        if saved[0] is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
 
 
 def _start_ray(experiment: Experiment, address: str | None) -> bool:
