@@ -55,7 +55,7 @@ from .files import atomic_write
 from .proxy.config import for_gpu_share, set_trial_threads
 from .search import results
 from .search.recorder import TrialRecorder
-from .search.resume import NEW_CONTROLLER, seed_controller
+from .search.resume import NEW_CONTROLLER, cause_of, search_time, seed_controller, time_left
 from .search.resume import changes as resume_changes
 from .search.trial import RUNNING, TrialResult, reward_to_tell, settle
 
@@ -271,17 +271,17 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     interrupted = started = False
     try:
         started = _start_ray(experiment, address)
-        if restore and _time_left(experiment, results.read_trials(run_dir)) != 0.0:  # 0: the time limit is spent
+        if restore and time_left(experiment.budget.time_limit_s, results.read_trials(run_dir)) != 0.0:  # 0: the time limit is spent
             tuner = tune.Tuner.restore(experiment.tune_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
             recorders = _relocate(tuner, experiment, progress, total)
             interrupted = _fit_watching_sigint(tuner)
         rows = results.read_trials(run_dir)
-        left_s = _time_left(experiment, rows)
+        left_s = time_left(experiment.budget.time_limit_s, rows)
         if not interrupted and not _stop_reason(recorders) and (not resume or can_continue and len(rows) < total
                                                                 and (left_s is None or left_s > 0)):
             c = tune_config(rows) if resume else tune_config()
-            recorder = TrialRecorder(run_dir, total, progress, elapsed_s=_elapsed(rows),
+            recorder = TrialRecorder(run_dir, total, progress, elapsed_s=search_time(rows),
                                      stop_after_failures=experiment.budget.stop_after_failures)
             recorders = [recorder]
             tuner = tune.Tuner(
@@ -299,7 +299,7 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     except KeyboardInterrupt:
         interrupted = True
     except Exception as err:  # noqa: BLE001 - only the controller's infeasible constraint is handled here
-        infeasible = _cause(err, InfeasibleConstraintError)
+        infeasible = cause_of(err, InfeasibleConstraintError)
         if infeasible is None:
             raise
         summary = results.write_summary(run_dir)
@@ -328,7 +328,7 @@ def _relocate(tuner, experiment: Experiment, progress, total: int) -> list[Trial
     if internal is None:  # Ray client: the Tuner lives on the cluster
         logger.warning("resuming through Ray client: results are recorded where the run started")
         return []
-    internal._tune_config.time_budget_s = _time_left(experiment, results.read_trials(experiment.run_dir))
+    internal._tune_config.time_budget_s = time_left(experiment.budget.time_limit_s, results.read_trials(experiment.run_dir))
     recorders = []
     for callback in internal.get_run_config().callbacks or []:
         if isinstance(callback, _RecordTrials):
@@ -369,27 +369,8 @@ def _fit_watching_sigint(tuner) -> bool:
         signal.signal(signal.SIGINT, previous)
 
 
-def _elapsed(rows: list[dict]) -> float:
-    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
-
-
-def _time_left(experiment: Experiment, rows: list[dict]) -> float | None:
-    limit = experiment.budget.time_limit_s
-    return None if limit is None else max(0.0, limit - _elapsed(rows))
-
-
 def _stop_reason(recorders: list[TrialRecorder]) -> str | None:
     return next((r.stop_reason for r in recorders if r.stop_reason), None)
-
-
-def _cause(err: BaseException, kind: type) -> BaseException | None:
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kind):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 class _StopOnRepeatedFailure(tune.Stopper):

@@ -107,3 +107,24 @@ def seed_controller(controller, rows: list[dict]) -> int:
             continue
         learned += 1
     return learned
+
+
+def search_time(rows: list[dict]) -> float:
+    """Search time spent so far (the ``search_s`` of the last recorded trial; downtime not counted)."""
+    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
+
+
+def time_left(limit_s: float | None, rows: list[dict]) -> float | None:
+    """What is left of ``budget.time_limit_s`` (``None``: no limit; 0: spent)."""
+    return None if limit_s is None else max(0.0, limit_s - search_time(rows))
+
+
+def cause_of(err: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``err``'s chain (Ray wraps a searcher's error)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
