@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
         experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
     check_run_dir(experiment, args.resume)
     changed = changes(experiment) if args.resume else {}
-    check_inputs(experiment, args.address)
     check_cluster(experiment, args.address)
+    check_inputs(experiment, args.address)  # the last check: it logs what it loaded
 
     from nas.driver import run_search
 
