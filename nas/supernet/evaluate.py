@@ -114,7 +114,8 @@ class SupernetEvaluator:
         if data.num_classes != net.options["num_classes"]:
             raise ValueError(f"data {data.name!r} has {data.num_classes} classes but the supernet was trained for "
                              f"{net.options['num_classes']}; evaluate on the data it was trained on")
-        self.net = net.to(device).eval()
+        layout = torch.channels_last if use_channels_last(proxy, device) else torch.contiguous_format
+        self.net = net.to(device, memory_format=layout).eval()  # the layout it trained in (same numbers)
         self.meta = meta
         self.data = data
         self.device = device
