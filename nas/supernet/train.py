@@ -104,6 +104,37 @@ def _digest(tensors) -> str:
     return h.hexdigest()[:16]
 
 
+def train_step(net: Supernet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, paths: list,
+               distill: bool, label_smoothing: float, autocast, params: list[torch.Tensor], world_size: int = 1,
+               grad_clip: float | None = None) -> torch.Tensor:
+    """One step over ``paths`` (the first one the teacher when ``distill``); returns the first path's loss.
+
+    Gradients of all paths accumulate, are averaged across workers (one all-reduce), then one
+    optimiser step.  Weights no path used keep ``grad=None`` and are left alone by the optimiser.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    teacher = None
+    first = None
+    for j, genotype in enumerate(paths):
+        with autocast:
+            logits = net(x, genotype).float()
+        if teacher is not None:
+            loss = torch.sum(-teacher * F.log_softmax(logits, 1), 1).mean()
+        else:
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if j == 0:
+            first = loss.detach()
+            if distill:
+                teacher = F.softmax(logits.detach(), 1)
+        loss.backward()
+    if world_size > 1:
+        _all_reduce_mean([p.grad for p in params if p.grad is not None], world_size)  # same set on every worker
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    optimizer.step()
+    return first
+
+
 def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0, world_size: int = 1,
                    device: torch.device | str | None = None, report: Report | None = None) -> TrainSummary:
     """Train (or continue) the supernet of ``exp``; rank 0 writes the checkpoint after every epoch.
@@ -183,25 +214,8 @@ def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0,
             shard.append(idx)
             x, y = batcher.train_batch(train, idx, augment), train.y[idx]
             paths = ([big, small] if cfg.sandwich else []) + [space.sample(paths_rng) for _ in range(cfg.random_paths)]
-            optimizer.zero_grad(set_to_none=True)  # weights no path used this step stay put
-            teacher = None
-            for j, genotype in enumerate(paths):
-                with autocast:
-                    logits = net(x, genotype).float()
-                if teacher is not None:
-                    loss = torch.sum(-teacher * F.log_softmax(logits, 1), 1).mean()
-                else:
-                    loss = F.cross_entropy(logits, y, label_smoothing=proxy.label_smoothing)
-                if j == 0:
-                    loss_sum += loss.detach()
-                    if cfg.distill:
-                        teacher = F.softmax(logits.detach(), 1)
-                loss.backward()
-            if world_size > 1:
-                _all_reduce_mean([p.grad for p in params if p.grad is not None], world_size)  # same set on every worker
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
-            optimizer.step()
+            loss_sum += train_step(net, optimizer, x, y, paths, cfg.distill, proxy.label_smoothing, autocast,
+                                   params, world_size, cfg.grad_clip)
             step += 1
         mean_loss = float(loss_sum.item()) / max(1, steps)
         train_s = time.perf_counter() - t0
