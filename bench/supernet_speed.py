@@ -46,7 +46,7 @@ def main() -> None:
 
     import torch
 
-    from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
+    from efficientnet.supernet import Supernet
     from nas.data import load_data
     from nas.proxy import resolve_device, use_amp, use_channels_last
     from nas.proxy_ops import Batcher, device_split, make_optimizer
@@ -113,7 +113,7 @@ def main() -> None:
                       layout == torch.channels_last)
     gen = torch.Generator(device=device).manual_seed(0)
     batch = min(cfg.batch_size, len(train.y))
-    big, small = largest_genotype(space), smallest_genotype(space)
+    big, small = net.largest(), net.smallest()
 
     def batches(k: int):
         for _ in range(k):
