@@ -155,9 +155,6 @@ class SuperLayer(nn.Module):
         """Copy the path's weights of this position into the standalone ``block`` built from ``spec``."""
         self.weights_for(spec).export_into(block, spec)
 
-    def projection_bns(self) -> list[nn.BatchNorm2d]:
-        return [w.project_bn for w in (self.mbconv, self.sepconv) if w is not None]
-
 
 class _Plan(NamedTuple):
     spec: ModelSpec
@@ -309,17 +306,14 @@ class Supernet(nn.Module):
             self.train(was_training)
 
     def zero_init(self) -> None:
-        """Zero the classifier and the projection BN scale of positions after a block's first layer.
+        """Zero the classifier (Goyal et al. 2017): every path starts at loss ln(classes).
 
-        The standalone proxy's ``zero_init`` (Goyal et al. 2017) zeroes the last BN of residual
-        blocks; here the positions that are residual on every path with the skip on.
+        Unlike the standalone proxy's ``zero_init``, no projection BN scale is zeroed: it is shared
+        by the skip and the noskip paths of its position, and a zero scale cuts every noskip path
+        (measured: a noskip-heavy genotype trained alone through the supernet stayed at chance).
         """
         nn.init.zeros_(self.classifier.weight)
         nn.init.zeros_(self.classifier.bias)
-        for block in self.layers:
-            for layer in list(block)[1:]:
-                for bn in layer.projection_bns():
-                    nn.init.zeros_(bn.weight)
 
 
 def _extreme(space: SearchSpace, pick, wide_only: bool = False) -> Genotype:

@@ -58,7 +58,7 @@ class SupernetConfig:
     kernel_transform: bool = False
     #: Sepconv (MBConv expansion 1) shares MBConv's leading channels (true) or has weights of its own.
     share_sepconv: bool = False
-    #: Zero-init the classifier and the projection BN of residual positions (as the proxy's zero_init).
+    #: Zero-init the classifier (see efficientnet.supernet.Supernet.zero_init).
     zero_init: bool = True
     #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
     #: of ``calib_batch_size`` un-augmented images (the same images for every path).
