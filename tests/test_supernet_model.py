@@ -192,3 +192,23 @@ def test_recalibration_changes_bn_statistics_and_nothing_else(quick_net):
     for n, b in net.named_buffers():
         if not n.endswith("num_batches_tracked"):
             torch.testing.assert_close(b, first[n], rtol=1e-5, atol=1e-6)
+
+
+def test_zero_init_leaves_every_path_trainable():
+    """A zeroed classifier is fine; a zeroed shared projection BN would cut the noskip paths (no gradient
+    reaches the layers before it).  After one step every path's stem gets a gradient."""
+    space = get_space("tiny")
+    torch.manual_seed(0)
+    net = Supernet(space, **TINY)
+    net.zero_init()
+    assert not net.classifier.weight.any()
+    noskip = Genotype(tuple(BlockGene(op="mbconv", kernel=3, stride=c.stride, expand=6, se=0.25, skip=False,
+                                      filters=max(c.filters), layers=max(c.layers)) for c in space.blocks))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+    for g in (noskip, largest_genotype(space)):
+        for _ in range(2):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net.train()(x, g), y).backward()
+            opt.step()
+        assert net.stem[0].weight.grad.abs().sum() > 0, g.to_string()
