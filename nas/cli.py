@@ -22,6 +22,7 @@ COMMANDS = (
     "nas.commands.export",
     "nas.commands.search",
     "nas.commands.train",
+    "nas.commands.supernet",
 )
 
 
