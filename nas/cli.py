@@ -23,6 +23,7 @@ COMMANDS = (
     "nas.commands.export",
     "nas.commands.search",
     "nas.commands.train",
+    "nas.commands.supernet",
 )
 
 
