@@ -48,10 +48,10 @@ from controllers.ray_searcher import GENOTYPE_KEY, ControllerSearcher
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import Genotype
 
-from .config import ConfigError
 from .errors import SearchInterrupted, SearchStopped
-from .experiment import Experiment, build_controller, check_cluster, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
+from .experiment import Experiment, build_controller, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
 from .files import atomic_write
+from .ray_local import join_cluster, start_local_ray
 from .proxy.config import for_gpu_share, set_trial_threads
 from .search import results
 from .search.recorder import TrialRecorder
@@ -151,36 +151,6 @@ class SearchOutcome:
     pareto: list[dict]
 
 
-#: Ray's own switch (read by ``ray._private.services.get_node_ip_address``): off, a node takes the loopback
-#: address as its IP, so the GCS, raylet, object manager, workers and agents all bind 127.0.0.1 only.
-_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False) -> None:
-    """Start a local Ray that listens on 127.0.0.1 only (nothing reachable from another host).
-
-    Ray's token auth is disabled for it (``RAY_AUTH_MODE=disabled``, unless the user set a mode):
-    with every socket on loopback only local users reach it.  Joining a cluster
-    (``--address``) is the user's choice and uses the cluster's own settings.
-    """
-    from ray._private import ray_constants
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    saved = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the GCS, the raylet (and the workers it starts), agents
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the variable when it imported Ray
-    try:
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                 dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
-                 log_to_driver=False)
-    finally:  # a later cluster in this process (tests) gets Ray's default again
-        if saved[0] is None:
-            os.environ.pop(_CLUSTER_SWITCH, None)
-        else:
-            os.environ[_CLUSTER_SWITCH] = saved[0]
-        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
-
-
 def _start_ray(experiment: Experiment, address: str | None) -> bool:
     """Connect to ``address`` or start a local, loopback-only Ray; returns whether we started it."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # keep the resumable state fresh
@@ -189,13 +159,7 @@ def _start_ray(experiment: Experiment, address: str | None) -> bool:
         return False
     address = address or experiment.ray.address
     if address:
-        check_cluster(experiment, address)
-        logger.info("joining the Ray cluster at %s", address)
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        except ConnectionError as err:
-            raise ConfigError(f"--address {address}: {str(err).strip().splitlines()[0]}; start the cluster "
-                              "(`ray start --head`) or drop --address to run a local Ray") from None
+        join_cluster(address, experiment.ray.connect_timeout_s)
         return True
     r = experiment.resources
     start_local_ray(r.num_cpus, r.num_gpus, experiment.ray.dashboard)

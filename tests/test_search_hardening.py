@@ -1,6 +1,6 @@
 """A search's safety and its run dir's life: loopback-only Ray, resume where the run dir is, torn rows.
 
-One local Ray for the module, started the way ``nas search`` starts it (``nas.driver.start_local_ray``).
+One local Ray for the module, started the way ``nas search`` starts it (``nas.ray_local.start_local_ray``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def local_ray():
     import ray
     from ray import cloudpickle
 
-    from nas.driver import start_local_ray
+    from nas.ray_local import start_local_ray
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trial functions below travel by value
     start_local_ray(num_cpus=2)
