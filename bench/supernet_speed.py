@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timings (noisy machines)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
     parser.add_argument("--checkpoint", default=None, help="time a trained supernet (default: a fresh one)")
+    parser.add_argument("--scoring-only", action="store_true", help="skip the training measurement")
     args = parser.parse_args()
 
     import torch
@@ -106,6 +107,9 @@ def main() -> None:
     print(f"scoring: {len(genotypes) / sn:.1f} candidates/s through the supernet (recalibration on "
           f"{scorer.calib_images} + evaluation on {len(scorer.split.y)} images) vs {len(genotypes) / bare:.1f}/s bare "
           f"forward of the extracted paths over the same {n_img} images: ratio {bare / sn:.2f} (goal >= 0.8)")
+
+    if args.scoring_only:
+        return
 
     # -- 2. training -----------------------------------------------------------------------------
     train = device_split(data, "train", device)
