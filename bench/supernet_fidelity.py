@@ -190,23 +190,28 @@ def report(genotypes, scores, rows, score_s, wall, args, exp) -> None:
     if n_seeds > 1:  # how well one standalone seed predicts the other: the truth's own noise
         stats["seed_vs_seed_tau"] = kendall(seeds[:, 0], seeds[:, 1])
         stats["seed_vs_seed_rho"] = spearman(seeds[:, 0], seeds[:, 1])
-        # like for like with the ceiling: each predictor against ONE standalone seed (the second)
+        # like for like with the ceiling: each predictor against ONE standalone seed
         for name, pred in (("supernet", [t["supernet"] for t in ok]), ("macs", [t["proxy_macs"] for t in ok])):
-            stats[f"{name}_tau_seed2"] = kendall(pred, seeds[:, 1])
-            stats[f"{name}_rho_seed2"] = spearman(pred, seeds[:, 1])
+            for k in (1, 2):
+                stats[f"{name}_tau_seed{k}"] = kendall(pred, seeds[:, k - 1])
+                stats[f"{name}_rho_seed{k}"] = spearman(pred, seeds[:, k - 1])
     truth_name = f"the mean of {n_seeds} seeds" if n_seeds > 1 else "one seed"
     print(f"\nrank correlation with standalone training ({len(ok)} genotypes; truth: {truth_name}):")
     print(f"  {'':<34}{'Kendall tau':>12}{'Spearman rho':>14}")
     print(f"  {'supernet':<34}{stats['supernet_tau']:>+12.3f}{stats['supernet_rho']:>+14.3f}")
     print(f"  {'MACs alone (peer)':<34}{stats['macs_tau']:>+12.3f}{stats['macs_rho']:>+14.3f}")
     if "seed_vs_seed_tau" in stats:
-        print(f"  against standalone seed 2 alone:")
-        print(f"  {'supernet':<34}{stats['supernet_tau_seed2']:>+12.3f}{stats['supernet_rho_seed2']:>+14.3f}")
-        print(f"  {'MACs alone (peer)':<34}{stats['macs_tau_seed2']:>+12.3f}{stats['macs_rho_seed2']:>+14.3f}")
+        for k in (1, 2):
+            print(f"  against standalone seed {k} alone:")
+            print(f"  {'  supernet':<34}{stats[f'supernet_tau_seed{k}']:>+12.3f}"
+                  f"{stats[f'supernet_rho_seed{k}']:>+14.3f}")
+            print(f"  {'  MACs alone (peer)':<34}{stats[f'macs_tau_seed{k}']:>+12.3f}{stats[f'macs_rho_seed{k}']:>+14.3f}")
         print(f"  {'standalone seed 1 (noise ceiling)':<34}{stats['seed_vs_seed_tau']:>+12.3f}"
               f"{stats['seed_vs_seed_rho']:>+14.3f}   (the truth ranking like itself)")
     else:
         print("  (--noise-ceiling: also train a second seed and print the ground truth's own agreement)")
+    n = stats["n"]  # Kendall's tau of unrelated rankings has this standard deviation: differences below it are noise
+    print(f"  (tau of two unrelated rankings of {n}: standard deviation {np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))):.3f})")
     print(f"  supernet minus peer: tau {stats['supernet_tau'] - stats['macs_tau']:+.3f}; supernet vs MACs tau "
           f"{stats['supernet_vs_macs_tau']:+.3f}")
     print(f"cost: {1000 * stats['score_s_per_genotype']:.0f} ms a genotype with the supernet vs "
