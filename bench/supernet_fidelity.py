@@ -12,7 +12,9 @@ checkpoint there is continued, or reused when complete) unless ``--checkpoint`` 
     # CPU, the quickstart size (about 8-10 minutes on a 2-core machine):
     OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2
     # ... plus the noise ceiling: a second standalone seed per genotype, seed 1 vs seed 2 (2x the standalone cost)
-    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2 --noise-ceiling
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2 --noise-ceiling --json truth.json
+    # another supernet against the same standalone trainings (seconds: nothing is trained standalone again)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --checkpoint runs/x/supernet.pt --truth truth.json
     # GPU, cifar10_small (bench/gpu_checks.sh fidelity):
     .venv/bin/python bench/supernet_fidelity.py --config experiments/supernet_gpu.yaml --data data/cifar10_small.npz --workers 4
 """
