@@ -11,6 +11,10 @@ checkpoint there is continued, or reused when complete) unless ``--checkpoint`` 
 
     # CPU, the quickstart size (about 8-10 minutes on a 2-core machine):
     OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2
+    # ... plus the noise ceiling: a second standalone seed per genotype, seed 1 vs seed 2 (2x the standalone cost)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2 --noise-ceiling --json truth.json
+    # another supernet against the same standalone trainings (seconds: nothing is trained standalone again)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --checkpoint runs/x/supernet.pt --truth truth.json
     # GPU, cifar10_small (bench/gpu_checks.sh fidelity):
     .venv/bin/python bench/supernet_fidelity.py --config experiments/supernet_gpu.yaml --data data/cifar10_small.npz --workers 4
 """
@@ -60,10 +64,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes training the standalone genotypes")
     parser.add_argument("--standalone-seeds", type=int, default=1,
                         help="train each genotype with this many seeds and average (less noisy ground truth)")
+    parser.add_argument("--noise-ceiling", action="store_true",
+                        help="train every genotype with 2 seeds (at least) and print how well seed 1 ranks like "
+                             "seed 2: the ground truth's agreement with itself (doubles the standalone cost)")
     parser.add_argument("--checkpoint", default=None, help="score with this supernet instead of training one")
     parser.add_argument("--json", default=None, help="also write the rows and statistics to this file")
+    parser.add_argument("--truth", default=None,
+                        help="reuse the standalone trainings of an earlier run's --json (same genotypes, proxy and "
+                             "data; checked) instead of training them again")
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.noise_ceiling:
+        args.standalone_seeds = max(2, args.standalone_seeds)
 
     import torch
 
@@ -80,9 +92,11 @@ def main() -> None:
     print(f"{len(genotypes)} genotypes of {exp.space} (b0, mnasnet-a1, random seed {args.seed}); proxy width "
           f"{exp.proxy.width:g}, depth {exp.proxy.depth:g}, {exp.proxy.resolution}px, {exp.proxy.epochs} epochs "
           f"standalone x {args.standalone_seeds} seed(s); data {exp.data.kind} {exp.data.path or ''}", flush=True)
+    truth = reused_truth(args.truth, genotypes, exp) if args.truth else None
     # the standalone trainings run in other processes while this one trains the supernet
-    procs = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker-index", str(k)],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for k in range(args.workers)]
+    procs = [] if truth is not None else [
+        subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker-index", str(k)],
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT) for k in range(args.workers)]
     t0 = time.perf_counter()
     checkpoint = args.checkpoint
     train_s = 0.0
@@ -94,11 +108,14 @@ def main() -> None:
         print(f"supernet: {summary.epochs} epochs in {time.perf_counter() - t0:.0f} s wall ({train_s:.0f} s of "
               f"epochs); largest path {last['accuracy_largest']:.3f}, smallest {last['accuracy_smallest']:.3f}",
               flush=True)
-    evaluator = SupernetEvaluator.from_checkpoint(checkpoint, device=exp.proxy.device)
+    # calibration as this run's supernet section says (--set supernet.calib_batches=... tries other ones)
+    evaluator = SupernetEvaluator.from_checkpoint(checkpoint, device=exp.proxy.device,
+                                                  calib_batches=exp.supernet.calib_batches,
+                                                  calib_batch_size=exp.supernet.calib_batch_size)
     t1 = time.perf_counter()
     scores = evaluator.score_many(genotypes)
     score_s = time.perf_counter() - t1
-    rows = {}
+    rows = dict(truth or {})
     for k, p in enumerate(procs):
         out, _ = p.communicate()
         if p.returncode != 0:
@@ -108,7 +125,21 @@ def main() -> None:
                 row = json.loads(line)
                 rows[row["index"]] = row
     wall = time.perf_counter() - t0
-    report(genotypes, scores, rows, score_s, wall, args)
+    report(genotypes, scores, rows, score_s, wall, args, exp)
+
+
+def reused_truth(path: str, genotypes, exp) -> dict:
+    """The standalone rows of an earlier ``--json``, after checking they are of the same question."""
+    from dataclasses import asdict
+
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = {r["index"]: r for r in saved["rows"]}
+    if [rows[i]["genotype"] if i in rows else None for i in range(len(genotypes))] != [g.to_string() for g in genotypes]:
+        raise SystemExit(f"--truth {path}: its genotypes are not this run's (--genotypes/--seed differ)")
+    for name, now in (("proxy", asdict(exp.proxy)), ("data", asdict(exp.data))):
+        if saved.get(name) != json.loads(json.dumps(now)):
+            raise SystemExit(f"--truth {path}: trained with another {name} section than this run's")
+    return rows
 
 
 def standalone(exp, genotypes, args) -> None:
@@ -132,7 +163,7 @@ def standalone(exp, genotypes, args) -> None:
                           "standalone_s": secs, "proxy_macs": out.proxy_macs, "status": status}), flush=True)
 
 
-def report(genotypes, scores, rows, score_s, wall, args) -> None:
+def report(genotypes, scores, rows, score_s, wall, args, exp) -> None:
     table = []
     for i, (g, s) in enumerate(zip(genotypes, scores)):
         r = rows[i]
@@ -156,21 +187,43 @@ def report(genotypes, scores, rows, score_s, wall, args) -> None:
              "score_s_per_genotype": score_s / len(genotypes),
              "standalone_s_per_genotype": float(np.mean([t["standalone_s"] for t in ok])),
              "wall_s": wall}
-    if args.standalone_seeds > 1:  # how well one standalone seed predicts the other: the truth's own noise
-        seeds = np.array([t["seeds"] for t in ok])
+    n_seeds = min(len(t["seeds"]) for t in ok)
+    seeds = np.array([t["seeds"][:n_seeds] for t in ok])
+    if n_seeds > 1:  # how well one standalone seed predicts the other: the truth's own noise
         stats["seed_vs_seed_tau"] = kendall(seeds[:, 0], seeds[:, 1])
-    print(f"\nrank correlation with standalone training ({len(ok)} genotypes):")
-    print(f"  supernet    Kendall tau {stats['supernet_tau']:+.3f}   Spearman rho {stats['supernet_rho']:+.3f}")
-    print(f"  MACs alone  Kendall tau {stats['macs_tau']:+.3f}   Spearman rho {stats['macs_rho']:+.3f}   (peer)")
+        stats["seed_vs_seed_rho"] = spearman(seeds[:, 0], seeds[:, 1])
+        # like for like with the ceiling: each predictor against ONE standalone seed
+        for name, pred in (("supernet", [t["supernet"] for t in ok]), ("macs", [t["proxy_macs"] for t in ok])):
+            for k in (1, 2):
+                stats[f"{name}_tau_seed{k}"] = kendall(pred, seeds[:, k - 1])
+                stats[f"{name}_rho_seed{k}"] = spearman(pred, seeds[:, k - 1])
+    truth_name = f"the mean of {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    print(f"\nrank correlation with standalone training ({len(ok)} genotypes; truth: {truth_name}):")
+    print(f"  {'':<34}{'Kendall tau':>12}{'Spearman rho':>14}")
+    print(f"  {'supernet':<34}{stats['supernet_tau']:>+12.3f}{stats['supernet_rho']:>+14.3f}")
+    print(f"  {'MACs alone (peer)':<34}{stats['macs_tau']:>+12.3f}{stats['macs_rho']:>+14.3f}")
     if "seed_vs_seed_tau" in stats:
-        print(f"  standalone seed 1 vs seed 2: Kendall tau {stats['seed_vs_seed_tau']:+.3f} (the truth's noise)")
+        for k in (1, 2):
+            print(f"  against standalone seed {k} alone:")
+            print(f"  {'  supernet':<34}{stats[f'supernet_tau_seed{k}']:>+12.3f}"
+                  f"{stats[f'supernet_rho_seed{k}']:>+14.3f}")
+            print(f"  {'  MACs alone (peer)':<34}{stats[f'macs_tau_seed{k}']:>+12.3f}{stats[f'macs_rho_seed{k}']:>+14.3f}")
+        print(f"  {'standalone seed 1 (noise ceiling)':<34}{stats['seed_vs_seed_tau']:>+12.3f}"
+              f"{stats['seed_vs_seed_rho']:>+14.3f}   (the truth ranking like itself)")
+    else:
+        print("  (--noise-ceiling: also train a second seed and print the ground truth's own agreement)")
+    n = stats["n"]  # Kendall's tau of unrelated rankings has this standard deviation: differences below it are noise
+    print(f"  (tau of two unrelated rankings of {n}: standard deviation {np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))):.3f})")
     print(f"  supernet minus peer: tau {stats['supernet_tau'] - stats['macs_tau']:+.3f}; supernet vs MACs tau "
           f"{stats['supernet_vs_macs_tau']:+.3f}")
     print(f"cost: {1000 * stats['score_s_per_genotype']:.0f} ms a genotype with the supernet vs "
           f"{stats['standalone_s_per_genotype']:.1f} s standalone ({stats['standalone_s_per_genotype'] / max(stats['score_s_per_genotype'], 1e-9):.0f}x); "
           f"{wall:.0f} s wall in all")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": table, "stats": stats}, indent=1), encoding="utf-8")
+        from dataclasses import asdict
+
+        Path(args.json).write_text(json.dumps({"rows": table, "stats": stats, "proxy": asdict(exp.proxy),
+                                               "data": asdict(exp.data)}, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,14 @@ def test_train_checkpoint_score_and_cli(tmp_path, one_thread, capsys):
     assert scores[0].accuracy == pytest.approx(summary.history[-1]["accuracy_largest"])
     # scoring is a function of the genotype: again, and after another path, the same number
     assert evaluator.score(genotypes[0]).accuracy == scores[0].accuracy
+    # the resident held-out windows count exactly what nas.proxy.evaluate counts, short last batch included
+    scorer = evaluator.scorer
+    scorer.eval_batch_size = 64  # 200 held out = 3 x 64 + a last window of 8 new rows
+    scorer._windows = scorer._eval_windows()
+    assert [len(x) for x, _, _ in scorer._windows] == [64, 64, 64, 64] and scorer._windows[-1][1] == 56
+    resident = [scorer(g)[0] for g in genotypes]
+    scorer._windows = None  # the on-the-fly path: nas.proxy.evaluate over batches made per call
+    assert [scorer(g)[0] for g in genotypes] == resident
     # the CLI: JSON per genotype with genotype and accuracy
     capsys.readouterr()
     assert main(["supernet", "eval", str(exp.checkpoint_path), genotypes[0].to_string(),
