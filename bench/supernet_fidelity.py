@@ -1,0 +1,173 @@
+"""Does the supernet rank architectures like standalone training does?  Kendall's tau and Spearman's rho.
+
+Scores N genotypes (default 24: b0, mnasnet-a1 and random ones of the space) with a trained
+supernet (inherited weights, BN recalibrated per path) and trains the same genotypes standalone
+with the proxy trainer (``nas.proxy.train_proxy``, the experiment's ``proxy`` section), then
+prints Kendall's tau and Spearman's rho between the two held-out accuracies.  The peer, on the
+same genotypes: the proxy network's multiply-adds alone as the predictor.
+
+The supernet is trained first (its run dir is ``output.dir``/``output.name``; an existing
+checkpoint there is continued, or reused when complete) unless ``--checkpoint`` names one.
+
+    # CPU, the quickstart size (about 8-10 minutes on a 2-core machine):
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2
+    # GPU, cifar10_small (bench/gpu_checks.sh fidelity):
+    .venv/bin/python bench/supernet_fidelity.py --config experiments/supernet_gpu.yaml --data data/cifar10_small.npz --workers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _data import ROOT, npz_overrides
+
+from nas.stats import kendall, spearman
+
+
+def genotypes_of(space_name: str, n: int, seed: int) -> list:
+    from search_spaces import get_space, named_genotype
+
+    space = get_space(space_name)
+    named = [named_genotype("b0"), named_genotype("mnasnet-a1")] if space_name == "mnasnet" else []
+    rng = np.random.default_rng(seed)
+    out = list(named)
+    while len(out) < n:
+        g = space.sample(rng)
+        if g not in out:
+            out.append(g)
+    return out[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "experiments" / "supernet_quick.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="e.g. supernet.epochs=10")
+    parser.add_argument("--data", default=None, help="an npz dataset (default: the config's data)")
+    parser.add_argument("--device", default=None, help="proxy.device override (auto, cpu, cuda)")
+    parser.add_argument("--genotypes", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random genotypes")
+    parser.add_argument("--workers", type=int, default=1, help="processes training the standalone genotypes")
+    parser.add_argument("--standalone-seeds", type=int, default=1,
+                        help="train each genotype with this many seeds and average (less noisy ground truth)")
+    parser.add_argument("--checkpoint", default=None, help="score with this supernet instead of training one")
+    parser.add_argument("--json", default=None, help="also write the rows and statistics to this file")
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    import torch
+
+    from nas.supernet import SupernetEvaluator, load_supernet_experiment, train_supernet
+
+    overrides = npz_overrides(args.data) + ([f"proxy.device={args.device}"] if args.device else []) + args.overrides
+    exp = load_supernet_experiment(args.config, overrides)
+    genotypes = genotypes_of(exp.space, args.genotypes, args.seed)
+    if args.worker_index is not None:
+        torch.set_num_threads(1) if exp.proxy.device == "cpu" else None
+        standalone(exp, genotypes, args)
+        return
+
+    print(f"{len(genotypes)} genotypes of {exp.space} (b0, mnasnet-a1, random seed {args.seed}); proxy width "
+          f"{exp.proxy.width:g}, depth {exp.proxy.depth:g}, {exp.proxy.resolution}px, {exp.proxy.epochs} epochs "
+          f"standalone x {args.standalone_seeds} seed(s); data {exp.data.kind} {exp.data.path or ''}", flush=True)
+    # the standalone trainings run in other processes while this one trains the supernet
+    procs = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker-index", str(k)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for k in range(args.workers)]
+    t0 = time.perf_counter()
+    checkpoint = args.checkpoint
+    train_s = 0.0
+    if checkpoint is None:
+        summary = train_supernet(exp, resume=exp.checkpoint_path.exists())
+        checkpoint = summary.checkpoint
+        train_s = sum(h["train_s"] + h["eval_s"] for h in summary.history)
+        last = summary.history[-1]
+        print(f"supernet: {summary.epochs} epochs in {time.perf_counter() - t0:.0f} s wall ({train_s:.0f} s of "
+              f"epochs); largest path {last['accuracy_largest']:.3f}, smallest {last['accuracy_smallest']:.3f}",
+              flush=True)
+    evaluator = SupernetEvaluator.from_checkpoint(checkpoint, device=exp.proxy.device)
+    t1 = time.perf_counter()
+    scores = evaluator.score_many(genotypes)
+    score_s = time.perf_counter() - t1
+    rows = {}
+    for k, p in enumerate(procs):
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"standalone worker {k} failed with exit code {p.returncode}")
+        for line in out.splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                rows[row["index"]] = row
+    wall = time.perf_counter() - t0
+    report(genotypes, scores, rows, score_s, wall, args)
+
+
+def standalone(exp, genotypes, args) -> None:
+    """This worker's share of the standalone trainings: JSON lines on stdout."""
+    from dataclasses import replace
+
+    from nas.data import load_data
+    from nas.proxy import train_proxy
+
+    data = load_data(exp.data)
+    for i in range(args.worker_index, len(genotypes), args.workers):
+        accs, secs, status = [], 0.0, "ok"
+        for s in range(args.standalone_seeds):
+            out = train_proxy(genotypes[i], replace(exp.proxy, seed=exp.proxy.seed + s), data)
+            if out.status != "ok":
+                status = f"failed: {out.reason}"
+                break
+            accs.append(out.accuracy)
+            secs += out.train_s + out.eval_s
+        print(json.dumps({"index": i, "standalone": float(np.mean(accs)) if accs else 0.0, "seeds": accs,
+                          "standalone_s": secs, "proxy_macs": out.proxy_macs, "status": status}), flush=True)
+
+
+def report(genotypes, scores, rows, score_s, wall, args) -> None:
+    table = []
+    for i, (g, s) in enumerate(zip(genotypes, scores)):
+        r = rows[i]
+        table.append({"index": i, "genotype": g.to_string(), "supernet": s.accuracy, "supernet_ok": s.ok,
+                      **{k: r[k] for k in ("standalone", "seeds", "standalone_s", "proxy_macs", "status")}})
+    print(f"\n{'#':>3}  {'proxy MACs':>10}  {'supernet':>8}  {'standalone':>10}  genotype")
+    for t in sorted(table, key=lambda t: -t["standalone"]):
+        name = {0: "b0", 1: "mnasnet-a1"}.get(t["index"], "") if args.seed is not None else ""
+        print(f"{t['index']:>3}  {t['proxy_macs'] / 1e6:9.3f}M  {t['supernet']:8.4f}  {t['standalone']:10.4f}  "
+              f"{name or t['genotype'][:60]}")
+    ok = [t for t in table if t["supernet_ok"] and t["status"] == "ok"]
+    if len(ok) < 3:
+        raise SystemExit(f"only {len(ok)} genotypes scored and trained; cannot rank")
+    truth = [t["standalone"] for t in ok]
+    stats = {"n": len(ok),
+             "supernet_tau": kendall([t["supernet"] for t in ok], truth),
+             "supernet_rho": spearman([t["supernet"] for t in ok], truth),
+             "macs_tau": kendall([t["proxy_macs"] for t in ok], truth),
+             "macs_rho": spearman([t["proxy_macs"] for t in ok], truth),
+             "supernet_vs_macs_tau": kendall([t["supernet"] for t in ok], [t["proxy_macs"] for t in ok]),
+             "score_s_per_genotype": score_s / len(genotypes),
+             "standalone_s_per_genotype": float(np.mean([t["standalone_s"] for t in ok])),
+             "wall_s": wall}
+    if args.standalone_seeds > 1:  # how well one standalone seed predicts the other: the truth's own noise
+        seeds = np.array([t["seeds"] for t in ok])
+        stats["seed_vs_seed_tau"] = kendall(seeds[:, 0], seeds[:, 1])
+    print(f"\nrank correlation with standalone training ({len(ok)} genotypes):")
+    print(f"  supernet    Kendall tau {stats['supernet_tau']:+.3f}   Spearman rho {stats['supernet_rho']:+.3f}")
+    print(f"  MACs alone  Kendall tau {stats['macs_tau']:+.3f}   Spearman rho {stats['macs_rho']:+.3f}   (peer)")
+    if "seed_vs_seed_tau" in stats:
+        print(f"  standalone seed 1 vs seed 2: Kendall tau {stats['seed_vs_seed_tau']:+.3f} (the truth's noise)")
+    print(f"  supernet minus peer: tau {stats['supernet_tau'] - stats['macs_tau']:+.3f}; supernet vs MACs tau "
+          f"{stats['supernet_vs_macs_tau']:+.3f}")
+    print(f"cost: {1000 * stats['score_s_per_genotype']:.0f} ms a genotype with the supernet vs "
+          f"{stats['standalone_s_per_genotype']:.1f} s standalone ({stats['standalone_s_per_genotype'] / max(stats['score_s_per_genotype'], 1e-9):.0f}x); "
+          f"{wall:.0f} s wall in all")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": table, "stats": stats}, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""A weight-sharing supernet of a search space: every genotype is a path; a path extracts to a model.
+
+``Supernet(space, width, depth, resolution, stem_stride, num_classes)`` holds, for every
+layer position any genotype of ``space`` can have at that size, the largest weights of
+that position.  ``forward(x, genotype)`` runs the path of ``genotype``: the genotype is
+decoded, scaled and walked by the same three steps as the standalone model
+(``stages_from_genotype`` -> ``scale_arch`` -> ``walk``), and each :class:`LayerSpec` of the
+walk runs on the shared weights of its position.  So the path of a genotype, its built
+model and its analytical counts come from one walk and cannot drift apart.
+
+Sharing choices, each after the paper it follows:
+
+* layers -- a block with ``n`` layers uses the FIRST ``n`` layer positions of the block's
+  maximum (elastic depth, Once-for-All, Cai et al. 2020, arXiv:1908.09791, section 3.2);
+* filters and expansion -- the leading channels of the largest tensors (OFA's elastic width;
+  also Slimmable networks, Yu et al. 2019);
+* kernel -- a 3x3 kernel is the centre of the 5x5 (OFA's elastic kernel), optionally through
+  OFA's learned kernel transformation matrices (``kernel_transform``);
+* squeeze-excite and skip -- switched per layer: SE weights exist once per layer position
+  (a path with ``se=0`` skips them), the skip is the identity residual, on or off;
+* MnasNet's regular kxk conv -- weights of its own, beside the MBConv weights: a choice
+  block of Single-Path One-Shot (Guo et al. 2020, arXiv:1904.00420, section 3.2), since a
+  full convolution has no channel-slice relation to a depthwise one.  Sepconv (MBConv with
+  expansion 1) shares the MBConv depthwise and projection weights.
+
+Choosing a path allocates no parameters (all slices are views; see ``dynamic_ops``).
+``extract(genotype)`` builds the standalone :class:`EfficientNet` of the path
+(``build_model`` of :meth:`spec`) and copies the path's weights into it: its outputs equal
+the supernet's for that path and its params/MACs are ``count_spec(spec)``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces import BlockGene, Genotype, SearchSpace
+
+from .blocks import Block, ConvBNAct, Norms
+from .dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, DynamicSqueezeExcite, copy_bn, copy_conv
+from .layout import LayerSpec, walk
+from .model import EfficientNet, ModelSpec, build_model
+from .scaling import round_filters, round_repeats
+
+SUPPORTED_OPS = ("mbconv", "conv")
+_PLAN_CACHE = 4096
+
+
+class SuperLayer(nn.Module):
+    """One layer position: the largest MBConv (expand, depthwise, SE, project) and the regular conv.
+
+    ``forward(x, spec)`` runs the :class:`LayerSpec` of a path on the shared weights.
+    """
+
+    def __init__(self, max_in: int, max_out: int, stride: int, expands: tuple[int, ...], has_conv: bool,
+                 kernels: tuple[int, ...], se_ratios: tuple[float, ...], norms: Norms,
+                 kernel_transform: bool = False) -> None:
+        super().__init__()
+        self.stride = stride
+        kernel = max(kernels)
+        max_se = max(se_ratios)
+        squeeze = max(1, int(max_in * max_se)) if max_se > 0 else 0  # LayerSpec.se_filters of the largest
+
+        def bn(c: int) -> DynamicBatchNorm2d:
+            return DynamicBatchNorm2d(c, eps=norms.eps, momentum=norms.momentum)
+
+        self.expand_conv = self.expand_bn = self.dw = self.dw_bn = self.se = self.project = self.project_bn = None
+        if expands:
+            mid = max_in * max(expands)
+            if max(expands) > 1:
+                self.expand_conv, self.expand_bn = DynamicConv2d(max_in, mid, 1), bn(mid)
+            self.dw = DynamicConv2d(mid, mid, kernel, stride, depthwise=True, kernels=kernels,
+                                    kernel_transform=kernel_transform)
+            self.dw_bn = bn(mid)
+            self.se = DynamicSqueezeExcite(mid, squeeze) if squeeze else None
+            self.project, self.project_bn = DynamicConv2d(mid, max_out, 1), bn(max_out)
+        self.conv = self.conv_bn = self.conv_se = None
+        if has_conv:
+            self.conv = DynamicConv2d(max_in, max_out, kernel, stride, kernels=kernels,
+                                      kernel_transform=kernel_transform)
+            self.conv_bn = bn(max_out)
+            self.conv_se = DynamicSqueezeExcite(max_out, squeeze) if squeeze else None
+
+    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
+        if spec.kind == "mbconv":
+            out = x
+            if spec.expand != 1:
+                out = F.silu(self.expand_bn(self.expand_conv(x, spec.mid_filters)))
+            out = F.silu(self.dw_bn(self.dw(out, kernel=spec.kernel)))
+            if spec.se > 0:
+                out = self.se(out, spec.se_filters)
+            out = self.project_bn(self.project(out, spec.out_filters))
+        else:
+            out = F.silu(self.conv_bn(self.conv(x, spec.out_filters, spec.kernel)))
+            if spec.se > 0:
+                out = self.conv_se(out, spec.se_filters)
+        return out + x if spec.residual else out
+
+    def export_into(self, block: Block, spec: LayerSpec) -> None:
+        """Copy the path's weights of this position into the standalone ``block`` built from ``spec``."""
+        cin, mid, cout = spec.in_filters, spec.mid_filters, spec.out_filters
+        if spec.kind == "mbconv":
+            if spec.expand != 1:
+                copy_conv(block.expand[0], self.expand_conv, cin, mid, 1)
+                copy_bn(block.expand[1], self.expand_bn)
+            copy_conv(block.conv[0], self.dw, mid, mid, spec.kernel)
+            copy_bn(block.conv[1], self.dw_bn)
+            se = self.se
+            copy_conv(block.project[0], self.project, mid, cout, 1)
+            copy_bn(block.project[1], self.project_bn)
+        else:
+            copy_conv(block.conv[0], self.conv, cin, cout, spec.kernel)
+            copy_bn(block.conv[1], self.conv_bn)
+            se = self.conv_se
+        if spec.se > 0:
+            copy_conv(block.se.reduce, se.reduce, mid, spec.se_filters, 1)
+            copy_conv(block.se.expand, se.expand, spec.se_filters, mid, 1)
+
+
+class _Plan(NamedTuple):
+    spec: ModelSpec
+    layers: tuple[tuple[SuperLayer, LayerSpec], ...]
+    last: int  # channels entering the head
+
+
+class Supernet(nn.Module):
+    """All genotypes of ``space`` at one size (width, depth, resolution, stem stride), sharing weights.
+
+    The path is an argument: ``forward(x, genotype)``; nothing about it is stored between calls
+    except a cache of decoded plans.  ``bn_momentum`` is PyTorch's convention (0.1 = fast).
+    """
+
+    def __init__(self, space: SearchSpace, width: float = 1.0, depth: float = 1.0, resolution: int = 224,
+                 stem_stride: int = 2, num_classes: int = 1000, dropout: float = 0.0, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.1, kernel_transform: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.space = space
+        self.options = dict(width=width, depth=depth, resolution=resolution, stem_stride=stem_stride,
+                            num_classes=num_classes, dropout=dropout, bn_eps=bn_eps, bn_momentum=bn_momentum,
+                            kernel_transform=kernel_transform)
+        norms = Norms(bn_eps, bn_momentum)
+        self._norms = norms
+        for b, choices in enumerate(space.blocks, start=1):
+            unknown = sorted({op for op, _ in choices.ops} - set(SUPPORTED_OPS))
+            if unknown:
+                raise ValueError(f"space {space.name!r} block {b}: op(s) {', '.join(unknown)} have no supernet "
+                                 f"layer; supported: {', '.join(SUPPORTED_OPS)}")
+        probe = self.spec(largest_genotype(space)).arch()  # stem and head do not depend on the genotype
+        self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride)
+        self.layers = nn.ModuleList()
+        max_in = probe.stem
+        for choices in space.blocks:
+            ops = set(choices.ops)
+            expands = tuple(sorted({e for op, e in ops if op == "mbconv"}))
+            max_out = max(round_filters(f, width) for f in choices.filters)
+            depth_max = max(round_repeats(n, depth) for n in choices.layers)
+            block = nn.ModuleList()
+            for i in range(depth_max):
+                block.append(SuperLayer(max_in if i == 0 else max_out, max_out, choices.stride if i == 0 else 1,
+                                        expands, ("conv", 1) in ops, tuple(choices.kernels), tuple(choices.se),
+                                        norms, kernel_transform))
+            self.layers.append(block)
+            max_in = max_out
+        self.head = DynamicConv2d(max_in, probe.head, 1)
+        self.head_bn = DynamicBatchNorm2d(probe.head, eps=bn_eps, momentum=bn_momentum)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(probe.head, num_classes)
+        # The standalone model's initialisation (it only walks self.modules()); transforms stay identity.
+        EfficientNet._init_weights(self)  # type: ignore[arg-type]
+        self._plans: OrderedDict[Genotype, _Plan] = OrderedDict()
+
+    # -- paths ------------------------------------------------------------------------------------
+    def spec(self, genotype: Genotype) -> ModelSpec:
+        """The :class:`ModelSpec` of ``genotype``'s path (the supernet's size): build it, count it."""
+        o = self.options
+        return ModelSpec(genotype, width=o["width"], depth=o["depth"], resolution=o["resolution"],
+                         dropout=o["dropout"], num_classes=o["num_classes"], stem_stride=o["stem_stride"])
+
+    def validate(self, genotype: Genotype) -> None:
+        """ValueError/TypeError naming the block and field when ``genotype`` is not a path of the space."""
+        self.space.validate(genotype)
+
+    def _plan(self, genotype: Genotype) -> _Plan:
+        plan = self._plans.get(genotype)
+        if plan is not None:
+            self._plans.move_to_end(genotype)
+            return plan
+        self.validate(genotype)
+        spec = self.spec(genotype)
+        arch = spec.arch()
+        specs = walk(arch, spec.resolution)[1:-1]
+        pairs, pos = [], 0
+        for stage, block in zip(arch.stages, self.layers):
+            for i in range(stage.layers):
+                pairs.append((block[i], specs[pos]))
+                pos += 1
+        plan = _Plan(spec, tuple(pairs), arch.stages[-1].out_filters)
+        self._plans[genotype] = plan
+        if len(self._plans) > _PLAN_CACHE:
+            self._plans.popitem(last=False)
+        return plan
+
+    def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:  # type: ignore[override]
+        plan = self._plan(genotype)
+        x = self.stem(x)
+        for layer, spec in plan.layers:
+            x = layer(x, spec)
+        x = F.silu(self.head_bn(self.head(x)))
+        return self.classifier(self.dropout(self.pool(x).flatten(1)))
+
+    # -- extraction -------------------------------------------------------------------------------
+    def extract(self, genotype: Genotype) -> EfficientNet:
+        """The standalone model of ``genotype``'s path, holding copies of its inherited weights."""
+        plan = self._plan(genotype)
+        o = self.options
+        model = build_model(plan.spec, drop_connect_rate=0.0, bn_eps=o["bn_eps"], bn_momentum=o["bn_momentum"])
+        with torch.no_grad():
+            model.stem.load_state_dict(self.stem.state_dict())
+            for block, (layer, spec) in zip(model.blocks, plan.layers):
+                layer.export_into(block, spec)
+            copy_conv(model.head[0], self.head, plan.last, self.head.out_channels, 1)
+            copy_bn(model.head[1], self.head_bn)
+            model.classifier.load_state_dict(self.classifier.state_dict())
+        return model.to(self.classifier.weight.device).train(self.training)
+
+    # -- BatchNorm ----------------------------------------------------------------------------------
+    def batchnorms(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    @torch.no_grad()
+    def recalibrate(self, genotype: Genotype, batches: Sequence[torch.Tensor]) -> None:
+        """Set the BN running statistics of ``genotype``'s path to their mean over ``batches``.
+
+        SPOS (Guo et al. 2020, section 3.3): inherited weights with statistics left by other
+        paths are useless; the statistics are recomputed on training batches before a path is
+        scored.  Batch ``t`` gets momentum ``1/(t+1)`` (a cumulative mean); only the BN buffers
+        of the channels the path uses change, and no parameter.
+        """
+        if not batches:
+            raise ValueError("recalibration needs at least one batch")
+        bns = self.batchnorms()
+        saved = [bn.momentum for bn in bns]
+        was_training = self.training
+        self.train()
+        try:
+            for t, x in enumerate(batches):
+                for bn in bns:
+                    bn.momentum = 1.0 / (t + 1)
+                self(x, genotype)
+        finally:
+            for bn, m in zip(bns, saved):
+                bn.momentum = m
+            self.train(was_training)
+
+    def zero_init(self) -> None:
+        """Zero the classifier and the projection BN scale of positions after a block's first layer.
+
+        The standalone proxy's ``zero_init`` (Goyal et al. 2017) zeroes the last BN of residual
+        blocks; here the positions that are residual on every path with the skip on.
+        """
+        nn.init.zeros_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+        for block in self.layers:
+            for layer in list(block)[1:]:
+                if layer.project_bn is not None:
+                    nn.init.zeros_(layer.project_bn.weight)
+
+
+def _extreme(space: SearchSpace, pick) -> Genotype:
+    blocks = []
+    for choices in space.blocks:
+        mb = [pair for pair in choices.ops if pair[0] == "mbconv"]
+        op, expand = pick(mb, key=lambda p: p[1]) if mb else choices.ops[0]
+        blocks.append(BlockGene(op=op, kernel=pick(choices.kernels), stride=choices.stride, expand=expand,
+                                se=pick(choices.se), skip=True if True in choices.skip else choices.skip[0],
+                                filters=pick(choices.filters), layers=pick(choices.layers)))
+    return Genotype(tuple(blocks))
+
+
+def largest_genotype(space: SearchSpace) -> Genotype:
+    """The sandwich rule's largest path: largest MBConv expansion, kernel, SE, filters, layers; skip on."""
+    return _extreme(space, max)
+
+
+def smallest_genotype(space: SearchSpace) -> Genotype:
+    """The sandwich rule's smallest path: smallest MBConv expansion, kernel, SE, filters, layers; skip on."""
+    return _extreme(space, min)
+
+
+__all__ = ["SUPPORTED_OPS", "SuperLayer", "Supernet", "largest_genotype", "smallest_genotype"]

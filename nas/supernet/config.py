@@ -1,0 +1,171 @@
+"""The supernet experiment: typed, strict sections; YAML only at the edge.
+
+A supernet YAML has the sections ``description``, ``space``, ``data`` (:class:`nas.data.DataConfig`),
+``proxy`` (:class:`nas.proxy.ProxyConfig`), ``supernet`` (:class:`SupernetConfig`), ``output``
+and ``ray`` (those of :mod:`nas.experiment`).  The supernet is built at the PROXY network's
+size -- ``proxy.width``, ``depth``, ``resolution``, ``stem_stride`` -- exactly as a standalone
+proxy trial is, and takes from ``proxy`` what makes a path behave like that trial
+(``dropout``, ``bn_momentum``, ``label_smoothing``, augmentation, ``amp``, ``channels_last``,
+``device``, ``eval_batch_size``, ``evaluate_on``); the fidelity bench trains standalone
+candidates with the same ``proxy`` section.  ``supernet`` holds the supernet's own training
+recipe (epochs, optimiser, the sandwich rule, distillation) and BN recalibration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from nas.data import DataConfig
+from nas.experiment import OutputConfig, RayConfig
+from nas.proxy import ProxyConfig
+from search_spaces import get_space
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """YAML section ``supernet``: how the weight-sharing supernet is trained and how paths are scored.
+
+    Optimiser fields mean what the ``proxy`` fields of the same name mean (SGD/AdamW, one-cycle
+    warm-up then ``schedule``), with defaults for a long multi-path run.
+    """
+
+    epochs: int = 30
+    #: Global batch per step (split evenly across workers: the same optimisation for any ``workers``).
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 5e-4
+    schedule: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_epochs: float = 1.0
+    final_lr: float = 0.0
+    grad_clip: float | None = None
+    #: Sandwich rule (BigNAS, Yu et al. 2020, arXiv:2003.11142, section 3.1): the largest and the
+    #: smallest path every step, plus ``random_paths`` uniformly sampled ones (SPOS's uniform
+    #: single-path sampling, Guo et al. 2020, when ``sandwich`` is off).
+    sandwich: bool = True
+    random_paths: int = 2
+    #: In-place distillation (BigNAS section 3.1, from Slimmable networks): every path but the
+    #: largest learns the largest path's soft predictions (needs ``sandwich``).
+    distill: bool = True
+    #: OFA's kernel transformation matrices for the smaller kernels (see efficientnet.dynamic_ops).
+    kernel_transform: bool = False
+    #: Zero-init the classifier and the projection BN of residual positions (as the proxy's zero_init).
+    zero_init: bool = True
+    #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
+    #: of ``calib_batch_size`` un-augmented images (the same images for every path).
+    calib_batches: int = 4
+    calib_batch_size: int = 128
+    #: Seed of the weights, the path sampling, the data order and the calibration images.
+    seed: int = 0
+    #: Data-parallel workers of Ray Train (1 = a plain process, no Ray); ``--workers`` overrides.
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    #: Checkpoint file name inside the run dir (``output.dir``/``output.name``).
+    checkpoint: str = "supernet.pt"
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, rule: str, fix: str) -> None:
+            if not ok:
+                raise ValueError(f"supernet.{name} must be {rule}, got {getattr(self, name)!r}; {fix}")
+
+        need(self.epochs >= 1, "epochs", ">= 1", "e.g. 20")
+        need(self.batch_size >= 1, "batch_size", ">= 1", "e.g. 128")
+        need(self.lr > 0 and math.isfinite(self.lr), "lr", "> 0", "e.g. 0.1")
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)", "e.g. 0.9")
+        need(self.weight_decay >= 0, "weight_decay", ">= 0", "e.g. 5e-4")
+        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0", "e.g. 1")
+        need(0 <= self.final_lr <= 1, "final_lr", "a fraction in [0, 1] of lr", "e.g. 0")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or null", "e.g. 5.0")
+        need(self.random_paths >= 0, "random_paths", ">= 0", "e.g. 2")
+        need(self.sandwich or self.random_paths >= 1, "random_paths",
+             ">= 1 when sandwich is off (a step needs a path)", "set random_paths: 1 or sandwich: true")
+        need(self.sandwich or not self.distill, "distill", "false when sandwich is off (the teacher is the "
+             "largest path of the sandwich)", "set distill: false or sandwich: true")
+        need(self.calib_batches >= 1, "calib_batches", ">= 1", "e.g. 4")
+        need(self.calib_batch_size >= 2, "calib_batch_size", ">= 2 (BatchNorm needs a batch)", "e.g. 128")
+        need(self.workers >= 1, "workers", ">= 1", "e.g. 2")
+        need(self.cpus_per_worker > 0, "cpus_per_worker", "> 0", "e.g. 1")
+        need(bool(self.checkpoint) and "/" not in self.checkpoint and self.checkpoint not in (".", ".."),
+             "checkpoint", "a file name (no folders)", "e.g. supernet.pt")
+        need(self.batch_size % self.workers == 0, "batch_size",
+             f"divisible by workers ({self.workers})", f"e.g. {self.batch_size // self.workers * self.workers or self.workers}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    @property
+    def paths_per_step(self) -> int:
+        return (2 if self.sandwich else 0) + self.random_paths
+
+
+@dataclass(frozen=True)
+class SupernetExperiment:
+    description: str = ""
+    space: str = "mnasnet"
+    data: DataConfig = field(default_factory=DataConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    output: OutputConfig = field(default_factory=lambda: OutputConfig(name="supernet"))
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output.dir).expanduser().resolve() / self.output.name
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / self.supernet.checkpoint
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def load_supernet_experiment(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                             data: dict | None = None) -> SupernetExperiment:
+    """Read, override, type-check and check a supernet experiment (every mistake before any work)."""
+    raw = load_yaml(path) if path is not None else dict(data or {})
+    apply_overrides(raw, overrides)
+    exp = from_dict(SupernetExperiment, raw)
+    check_supernet_experiment(exp)
+    return _absolute(exp)
+
+
+def experiment_from_dict(data: dict) -> SupernetExperiment:
+    """The inverse of ``SupernetExperiment.to_dict`` (how a Ray worker receives the experiment)."""
+    return from_dict(SupernetExperiment, data)
+
+
+def check_supernet_experiment(exp: SupernetExperiment) -> None:
+    try:
+        get_space(exp.space)
+    except ValueError as err:
+        raise ConfigError(f"space: {err}") from None
+    if exp.data.kind != "builtin" and not Path(exp.data.path).expanduser().exists():
+        raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path (data.kind {exp.data.kind!r})")
+    if exp.proxy.drop_connect:
+        raise ConfigError(f"proxy.drop_connect: the supernet has no stochastic depth, got {exp.proxy.drop_connect}; "
+                          "set proxy.drop_connect: 0")
+
+
+def _absolute(exp: SupernetExperiment) -> SupernetExperiment:
+    import dataclasses
+
+    def fix(value: str | None) -> str | None:
+        return str(Path(value).expanduser().resolve()) if value and "://" not in value else value
+
+    return dataclasses.replace(exp, data=dataclasses.replace(exp.data, path=fix(exp.data.path)),
+                               output=dataclasses.replace(exp.output, dir=fix(exp.output.dir),
+                                                          storage=fix(exp.output.storage)))
+
+
+def arch_options(exp: SupernetExperiment, num_classes: int) -> dict:
+    """The ``Supernet`` keyword arguments of ``exp`` (the proxy network's size)."""
+    p = exp.proxy
+    return dict(width=p.width, depth=p.depth, resolution=p.resolution, stem_stride=p.stem_stride,
+                num_classes=num_classes, dropout=p.dropout, bn_momentum=p.bn_momentum,
+                kernel_transform=exp.supernet.kernel_transform)

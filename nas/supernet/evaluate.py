@@ -1,0 +1,158 @@
+"""Scoring paths of a trained supernet: BN recalibration on fixed training batches, held-out accuracy.
+
+SPOS (Guo et al. 2020, arXiv:1904.00420, section 3.3): a path scored with inherited weights
+needs its own BatchNorm statistics, recomputed on training batches; the weights are not
+touched.  :class:`PathScorer` holds what scoring needs on the device -- the fixed calibration
+batches (seeded, un-augmented training images, the same for every path) and the held-out
+split -- and :class:`SupernetEvaluator` adds the evaluator contract: built once per worker
+(data and weights loaded once), ``score(genotype) -> Score`` never raises for a bad candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from efficientnet import count_spec
+from efficientnet.supernet import Supernet
+from nas.config import from_dict
+from nas.data import DataConfig, ProxyData, load_data
+from nas.proxy import ProxyConfig, evaluate, resolve_device, use_amp, use_channels_last
+from nas.proxy_ops import Batcher, DeviceSplit, device_split, is_out_of_memory
+from search_spaces import Genotype
+
+from .checkpoint import load_supernet
+from .config import SupernetConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Score:
+    """A path's score: ``status`` ``ok`` (``accuracy`` is its held-out accuracy) or ``failed`` (``reason``)."""
+
+    status: str
+    accuracy: float = 0.0
+    reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _Path(nn.Module):
+    """A supernet path as a plain module (what ``nas.proxy.evaluate`` takes)."""
+
+    def __init__(self, net: Supernet, genotype: Genotype) -> None:
+        super().__init__()
+        self.net = net
+        self.genotype = genotype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.genotype)
+
+
+def calibration_indices(n: int, batches: int, batch_size: int, seed: int) -> np.ndarray:
+    """Which training images recalibrate BN: the first ``batches * batch_size`` of a seeded permutation."""
+    order = np.random.default_rng([seed, 0xCA11B]).permutation(n)
+    return order[:min(n, batches * batch_size)]
+
+
+class PathScorer:
+    """Recalibrate-then-evaluate for any path of ``net``, with the calibration batches resident on the device."""
+
+    def __init__(self, net: Supernet, data: ProxyData, proxy: ProxyConfig, calib_batches: int,
+                 calib_batch_size: int, seed: int, device: torch.device) -> None:
+        self.net = net
+        self.device = device
+        channels_last = use_channels_last(proxy, device)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
+        self.batcher = Batcher(data, device, proxy.resolution, 0, False, channels_last)
+        train = device_split(data, "train", device)
+        idx = torch.from_numpy(calibration_indices(len(train.y), calib_batches, calib_batch_size, seed))
+        calib = DeviceSplit(train.x[idx.to(train.x.device)], train.y[idx.to(train.y.device)])
+        size = len(calib.y)
+        step = min(calib_batch_size, size)
+        # Whole batches only (a last small batch would give noisy statistics the same weight).
+        self.calib = [self.batcher.eval_batch(calib, s, s + step) for s in range(0, size - step + 1, step)]
+        self.split = device_split(data, proxy.evaluate_on, device)
+        self.eval_batch_size = proxy.eval_batch_size
+
+    @property
+    def calib_images(self) -> int:
+        return sum(len(b) for b in self.calib)
+
+    def __call__(self, genotype: Genotype) -> tuple[float, dict[str, float]]:
+        start = time.perf_counter()
+        with self.autocast:
+            self.net.recalibrate(genotype, self.calib)
+        mid = time.perf_counter()
+        accuracy = evaluate(_Path(self.net, genotype), self.batcher, self.split, self.eval_batch_size, self.autocast)
+        end = time.perf_counter()
+        return accuracy, {"calib_s": mid - start, "eval_s": end - mid}
+
+
+class SupernetEvaluator:
+    """Scores genotypes with a trained supernet: inherited weights, BN recalibrated per path.
+
+    Build it once per worker (:meth:`from_checkpoint`); ``score`` and ``score_many`` never raise
+    for a bad candidate: a genotype outside the space, or a path that fails (e.g. out of memory),
+    gives ``Score(status="failed", reason=...)``.
+    """
+
+    def __init__(self, net: Supernet, meta: dict[str, Any], data: ProxyData, proxy: ProxyConfig,
+                 calib_batches: int, calib_batch_size: int, seed: int, device: torch.device) -> None:
+        if data.num_classes != net.options["num_classes"]:
+            raise ValueError(f"data {data.name!r} has {data.num_classes} classes but the supernet was trained for "
+                             f"{net.options['num_classes']}; evaluate on the data it was trained on")
+        layout = torch.channels_last if use_channels_last(proxy, device) else torch.contiguous_format
+        self.net = net.to(device, memory_format=layout).eval()  # the layout it trained in (same numbers)
+        self.meta = meta
+        self.data = data
+        self.device = device
+        self.scorer = PathScorer(self.net, data, proxy, calib_batches, calib_batch_size, seed, device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, data_cfg: DataConfig | None = None, calib_batches: int | None = None,
+                        device: str = "auto", calib_batch_size: int | None = None) -> "SupernetEvaluator":
+        """Load weights and data once.  ``data_cfg=None``: the data the supernet was trained on;
+        ``calib_batches``/``calib_batch_size`` default to the checkpoint's ``supernet`` section."""
+        dev = resolve_device(device)
+        net, meta = load_supernet(path, dev)
+        proxy = from_dict(ProxyConfig, meta["proxy"], "checkpoint proxy")
+        recipe = from_dict(SupernetConfig, meta["supernet"], "checkpoint supernet")
+        data = load_data(data_cfg if data_cfg is not None else from_dict(DataConfig, meta["data"], "checkpoint data"))
+        return cls(net, meta, data, proxy, recipe.calib_batches if calib_batches is None else calib_batches,
+                   recipe.calib_batch_size if calib_batch_size is None else calib_batch_size, recipe.seed, dev)
+
+    def score(self, genotype: Genotype) -> Score:
+        try:
+            self.net.validate(genotype)
+        except (ValueError, TypeError) as err:
+            return Score("failed", reason=f"not a path of the supernet: {err}")
+        try:
+            accuracy, info = self.scorer(genotype)
+        except Exception as err:  # a candidate's failure is a result, never an exception
+            oom = is_out_of_memory(err)
+            if not oom:
+                log.warning("scoring %s failed", genotype.to_string(), exc_info=True)
+            if oom and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            kind = "out of memory" if oom else type(err).__name__
+            return Score("failed", reason=f"{kind}: {err}".splitlines()[0][:500])
+        params, macs = count_spec(self.net.spec(genotype))
+        info.update(proxy_params=params, proxy_macs=macs, calib_images=self.scorer.calib_images,
+                    eval_images=len(self.scorer.split.y))
+        return Score("ok", accuracy=accuracy, info=info)
+
+    def score_many(self, genotypes: Iterable[Genotype]) -> list[Score]:
+        return [self.score(g) for g in genotypes]

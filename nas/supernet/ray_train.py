@@ -1,0 +1,99 @@
+"""Distributed supernet training through Ray Train: the one module of ``nas.supernet`` that imports Ray.
+
+``train_distributed(exp, workers=N)`` runs :func:`nas.supernet.train.train_supernet` on ``N``
+workers of a ``ray.train.torch.TorchTrainer``: Ray Train starts the workers, initialises the
+``torch.distributed`` process group (gloo on a CPU, nccl with GPUs) and sets each worker's
+device; the loop itself is the same plain function a single process runs.  Every worker
+trains on its own shard of every batch; rank 0 writes the checkpoint into the run dir after
+every epoch (on a multi-node cluster ``output.dir`` must be a filesystem all nodes share).
+
+Without ``ray.address`` a local Ray is started (``address="local"``: never a stale cluster) and
+stopped again.  Ray 2.60 offers no way to keep its gRPC servers on the loopback interface:
+``ray.init(_node_ip_address="127.0.0.1")`` is turned into the machine's address
+(``ray._private.services.resolve_ip_for_localhost``) and the GCS, raylet and worker servers
+listen on all interfaces (checked with ``ss -ltnp``); only the dashboard, off here, takes a host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable
+
+import ray
+import ray.train
+from ray.train import FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from .config import SupernetExperiment, experiment_from_dict
+from .train import TrainSummary, train_supernet
+
+log = logging.getLogger(__name__)
+
+def _loop(config: dict[str, Any]) -> None:
+    """``train_loop_per_worker``: rebuild the experiment, take rank, world size and device from Ray Train."""
+    import torch
+
+    exp = experiment_from_dict(config["experiment"])
+    torch.set_num_threads(max(1, int(exp.supernet.cpus_per_worker)))
+    ctx = ray.train.get_context()
+    device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
+    train_supernet(exp, resume=config["resume"], rank=ctx.get_world_rank(), world_size=ctx.get_world_size(),
+                   device=device, report=lambda metrics: ray.train.report(metrics))
+
+
+def _use_gpu(exp: SupernetExperiment) -> bool:
+    device = exp.proxy.device
+    if device == "auto":
+        return bool(ray.cluster_resources().get("GPU", 0))
+    return device.startswith("cuda")
+
+
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """A fresh local Ray (``address="local"``), no dashboard."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+             logging_level=logging.WARNING, log_to_driver=False)
+
+
+def train_distributed(exp: SupernetExperiment, workers: int | None = None, resume: bool = False,
+                      progress: Callable[[str], None] | None = None) -> TrainSummary:
+    """Train the supernet of ``exp`` on ``workers`` Ray Train workers (default ``supernet.workers``)."""
+    workers = workers or exp.supernet.workers
+    cfg = exp.supernet
+    if cfg.batch_size % workers:
+        raise ValueError(f"supernet.batch_size={cfg.batch_size} must be divisible by --workers {workers}; "
+                         f"e.g. --set supernet.batch_size={cfg.batch_size // workers * workers or workers}")
+    started = False
+    if not ray.is_initialized():
+        if exp.ray.address:
+            ray.init(address=exp.ray.address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            start_local_ray()
+        started = True
+    try:
+        use_gpu = _use_gpu(exp)
+        exp.run_dir.mkdir(parents=True, exist_ok=True)
+        storage = exp.output.storage or str(exp.run_dir)
+        trainer = TorchTrainer(
+            _loop,
+            train_loop_config={"experiment": exp.to_dict(), "resume": resume, "use_gpu": use_gpu},
+            torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                         resources_per_worker={"CPU": cfg.cpus_per_worker,
+                                                               **({"GPU": 1} if use_gpu else {})}),
+            run_config=RunConfig(name="ray_train", storage_path=storage,
+                                 failure_config=FailureConfig(max_failures=exp.ray.max_failures)),
+        )
+        if progress:
+            progress(f"Ray Train: {workers} worker(s), {'nccl on GPUs' if use_gpu else 'gloo on CPUs'}")
+        result = trainer.fit()
+        if result.error is not None:
+            raise result.error
+    finally:
+        if started:
+            ray.shutdown()
+    from .checkpoint import read_checkpoint
+
+    meta = read_checkpoint(exp.checkpoint_path)["meta"]
+    return TrainSummary(int(meta["epoch"]), str(exp.checkpoint_path), list(meta["history"]))
