@@ -111,8 +111,8 @@ def standalone(exp, genotypes, args) -> None:
     """This worker's share of the standalone trainings: JSON lines on stdout."""
     from dataclasses import replace
 
-    from nas.data import load_data
-    from nas.proxy import train_proxy
+    from nas.proxy.data import load_data
+    from nas.proxy.train import train_proxy
 
     data = load_data(exp.data)
     for i in range(args.worker_index, len(genotypes), args.workers):

@@ -47,9 +47,9 @@ def main() -> None:
     import torch
 
     from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-    from nas.data import load_data
-    from nas.proxy import resolve_device, use_amp, use_channels_last
-    from nas.proxy_ops import Batcher, device_split, make_optimizer
+    from nas.proxy.data import load_data
+    from nas.proxy.config import resolve_device, use_amp, use_channels_last
+    from nas.proxy.ops import Batcher, device_split, make_optimizer
     from nas.supernet import PathScorer, load_supernet, load_supernet_experiment
     from nas.supernet.config import arch_options
     from nas.supernet.train import train_step

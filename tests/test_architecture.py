@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("search_spaces", "efficientnet", "controllers", "nas")
 #: The only modules allowed to import Ray: the driver of nas/ and the adapter of controllers/.
-RAY_MODULES = {"nas.driver", "controllers.ray_searcher"}
+RAY_MODULES = {"nas.driver", "nas.supernet.ray_train", "controllers.ray_searcher"}
 CLI_PREFIXES = ("nas.cli", "nas.commands")
 
 

@@ -1,6 +1,6 @@
 """The supernet experiment: typed, strict sections; YAML only at the edge.
 
-A supernet YAML has the sections ``description``, ``space``, ``data`` (:class:`nas.data.DataConfig`),
+A supernet YAML has the sections ``description``, ``space``, ``data`` (:class:`nas.proxy.data.DataConfig`),
 ``proxy`` (:class:`nas.proxy.ProxyConfig`), ``supernet`` (:class:`SupernetConfig`), ``output``
 and ``ray`` (those of :mod:`nas.experiment`).  The supernet is built at the PROXY network's
 size -- ``proxy.width``, ``depth``, ``resolution``, ``stem_stride`` -- exactly as a standalone
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal
 
 from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from nas.data import DataConfig
+from nas.proxy.data import DataConfig
 from nas.experiment import OutputConfig, RayConfig
-from nas.proxy import ProxyConfig
+from nas.proxy.config import ProxyConfig
 from search_spaces import get_space
 
 

@@ -24,9 +24,10 @@ from torch import nn
 from efficientnet import count_spec
 from efficientnet.supernet import Supernet
 from nas.config import from_dict
-from nas.data import DataConfig, ProxyData, load_data
-from nas.proxy import ProxyConfig, evaluate, resolve_device, use_amp, use_channels_last
-from nas.proxy_ops import Batcher, DeviceSplit, device_split, is_out_of_memory
+from nas.proxy.data import DataConfig, ProxyData, load_data
+from nas.proxy.config import ProxyConfig, resolve_device, use_amp, use_channels_last
+from nas.proxy.train import evaluate
+from nas.proxy.ops import Batcher, DeviceSplit, device_split, is_out_of_memory
 from search_spaces import Genotype
 
 from .checkpoint import load_supernet

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 
 from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
 from nas.config import ConfigError, to_dict
-from nas.data import load_data
-from nas.proxy import resolve_device, use_amp, use_channels_last
-from nas.proxy_ops import Batcher, device_split, lr_factor, make_optimizer
+from nas.proxy.data import load_data
+from nas.proxy.config import resolve_device, use_amp, use_channels_last
+from nas.proxy.ops import Batcher, device_split, lr_factor, make_optimizer
 from search_spaces import get_space
 
 from .checkpoint import read_checkpoint, save_checkpoint
