@@ -21,6 +21,7 @@ COMMANDS = (
     "nas.commands.train_proxy",
     "nas.commands.export",
     "nas.commands.search",
+    "nas.commands.results",
     "nas.commands.supernet",
 )
 
