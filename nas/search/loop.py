@@ -98,6 +98,7 @@ def run_ask_tell(controller, total: int, batch: int, pool: ScoringPool, recorder
                  progress: Callable[[str], None] | None = None) -> LoopStats:
     """Ask ``total`` genotypes of ``controller`` in batches of ``batch``, score them in ``pool``, record, tell."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     stats = LoopStats()
     start = time.perf_counter()
     inflight: deque[list[tuple[str, str]]] = deque()  # submitted batches of (trial id, genotype)
@@ -109,18 +110,18 @@ def run_ask_tell(controller, total: int, batch: int, pool: ScoringPool, recorder
         controller.load_state_dict(state["controller"])
         next_index = int(state["next_index"])
         recorded = {row["trial_id"]: row for row in recorder.rows}
-        todo = []
-        for items in state["inflight"]:
+        for items in state["inflight"]:  # batch by batch, so the tells come in the uninterrupted order
+            todo = []
             for tid, text in items:
                 if tid in recorded:
                     controller.tell(Genotype.from_string(text), TrialResult.from_dict(recorded[tid]).told_reward)
                     stats.told_from_rows += 1
                 else:
                     todo.append((tid, text))
-        for i in range(0, len(todo), batch):
-            inflight.append(todo[i:i + batch])
+            if todo:
+                inflight.append([tuple(item) for item in todo])
         log.info("resumed at trial %d: %d told from recorded rows, %d to score again", next_index,
-                 stats.told_from_rows, len(todo))
+                 stats.told_from_rows, sum(map(len, inflight)))
 
     def save() -> None:
         state = {"format": STATE_FORMAT, "controller": controller.state_dict(), "next_index": next_index,
