@@ -1,6 +1,7 @@
 """Benchmark: random search vs regularized evolution vs RL on a fixed, deterministic NAS objective.
 
     python bench/controllers.py [--samples 1000] [--seeds 10] [--parallel 1]
+                                [--controllers random,evolution,rl,rl:allow_repeats=true+min_entropy=0]
 
 Objective (no training, deterministic): EfficientNet's soft MnasNet reward
 ``R = ACC(g) * (MACs(g) / 400e6) ** -0.07`` (Tan & Le 2019, section 4), with
@@ -31,7 +32,12 @@ interact.  Each controller runs ``--samples`` ask/tell rounds for ``--seeds``
 seeds (``--parallel N`` keeps N asks pending and tells them in a random
 order).  Printed: the median over seeds of the best reward after n samples,
 and the samples each controller needs for that median to reach random
-search's median best at ``--samples`` (the ratio to random's count).
+search's median best at ``--samples`` (the ratio to random's count); then
+per controller the unique genotypes among the ``--samples`` evaluated (each
+repeat is a full trial in a real search) next to the best reward.  A
+controller entry ``name:key=value+key=value`` sets settings, e.g.
+``rl:allow_repeats=true+min_entropy=0`` (the RL controller before issue 13:
+repeats allowed, no entropy floor) as the peer of ``rl``.
 """
 
 from __future__ import annotations
@@ -93,9 +99,24 @@ class Objective:
         return self.accuracy(g) * (self.macs(g) / TARGET_MACS) ** W
 
 
-def run(name: str, space: SearchSpace, objective: Objective, seed: int, samples: int, parallel: int) -> np.ndarray:
-    """Best-so-far reward after each told sample."""
-    controller = make_controller(name, space, seed=seed)
+def parse_entry(entry: str) -> tuple[str, dict]:
+    """``name`` or ``name:key=value+key=value`` (values read as YAML scalars: true, 0, 0.25)."""
+    import yaml
+
+    name, _, rest = entry.partition(":")
+    settings = {}
+    for item in filter(None, rest.split("+")):
+        key, _, value = item.partition("=")
+        settings[key] = yaml.safe_load(value)
+    return name, settings
+
+
+def run(entry: str, space: SearchSpace, objective: Objective, seed: int, samples: int,
+        parallel: int) -> tuple[np.ndarray, int, float]:
+    """Best-so-far reward after each told sample, unique genotypes evaluated, final policy entropy (RL)."""
+    name, settings = parse_entry(entry)
+    controller = make_controller(name, space, seed=seed, settings=settings)
+    evaluated: set[Genotype] = set()
     order = np.random.default_rng(10_000 + seed)  # the order results come back in (parallel > 1)
     pending: list[Genotype] = []
     best, curve, asked = -math.inf, np.empty(samples), 0
@@ -106,9 +127,10 @@ def run(name: str, space: SearchSpace, objective: Objective, seed: int, samples:
         g = pending.pop(int(order.integers(len(pending))) if parallel > 1 else 0)
         reward = objective(g)
         controller.tell(g, reward)
+        evaluated.add(g)
         best = max(best, reward)
         curve[n] = best
-    return curve
+    return curve, len(evaluated), controller.stats().get("entropy", math.nan)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,32 +139,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--parallel", type=int, default=1, help="asks kept pending (results told in random order)")
     parser.add_argument("--space", default="mnasnet")
-    parser.add_argument("--controllers", default=",".join(["random", "evolution", "rl"]))
+    parser.add_argument("--controllers", default="random,evolution,rl,rl:allow_repeats=true+min_entropy=0",
+                        help="comma-separated; name:key=value+key=value sets settings (the default's last entry "
+                             "is RL as it was before it avoided repeats: the peer of 'rl')")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     names = args.controllers.split(",")
     if "random" not in names:
         names.insert(0, "random")
-    unknown = [n for n in names if n not in list_controllers()]
+    unknown = [n for n in (parse_entry(e)[0] for e in names) if n not in list_controllers()]
     if unknown:
         parser.error(f"unknown controller {unknown[0]!r}; known: {', '.join(list_controllers())}")
     space = get_space(args.space)
     objective = Objective(space)
-    curves, seconds = {}, {}
+    curves, seconds, unique, entropy = {}, {}, {}, {}
     for name in names:
         start = time.perf_counter()
-        curves[name] = np.stack([run(name, space, objective, s, args.samples, args.parallel)
-                                 for s in range(args.seeds)])
+        runs = [run(name, space, objective, s, args.samples, args.parallel) for s in range(args.seeds)]
         seconds[name] = (time.perf_counter() - start) / args.seeds
+        curves[name] = np.stack([r[0] for r in runs])
+        unique[name] = np.array([r[1] for r in runs])
+        entropy[name] = np.array([r[2] for r in runs])
     medians = {name: np.median(c, axis=0) for name, c in curves.items()}
     target = medians["random"][-1]
 
     print(f"controllers on space {space.name!r} ({space.cardinality:.2g} points); reward = ACC * (MACs/400M)^-0.07 "
           f"(surrogate ACC, see docstring); {args.samples} samples x {args.seeds} seeds, {args.parallel} pending")
     print("median best reward after n samples")
-    print(f"{'n':>6} " + " ".join(f"{name:>10}" for name in names))
+    cols = {name: max(10, len(name)) for name in names}
+    width = max(cols.values())
+    print(f"{'n':>6} " + " ".join(f"{name:>{cols[name]}}" for name in names))
     for n in [c for c in CHECKPOINTS if c <= args.samples] + ([args.samples] if args.samples not in CHECKPOINTS else []):
-        print(f"{n:>6} " + " ".join(f"{medians[name][n - 1]:>10.4f}" for name in names))
+        print(f"{n:>6} " + " ".join(f"{medians[name][n - 1]:>{cols[name]}.4f}" for name in names))
     print(f"samples to reach random's median best at {args.samples} ({target:.4f}); seeds reaching it by 300:")
     for name in names:
         hit = np.flatnonzero(medians[name] >= target)
@@ -152,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             ratio = "the reference"
         else:
             ratio = f"{args.samples / need:5.2f}x fewer than random" if need else "not reached"
-        print(f"  {name:>10}: {need if need else '>' + str(args.samples):>6} samples ({ratio}); "
+        print(f"  {name:>{width}}: {need if need else '>' + str(args.samples):>6} samples ({ratio}); "
               f"{by300}/{args.seeds} seeds by 300; {seconds[name]:.2f} s per run")
+    print(f"unique genotypes evaluated per {args.samples} samples (min / median over seeds) next to the best reward "
+          "(best seed / median); RL: policy entropy at the end")
+    for name in names:
+        ent = f"; entropy {np.nanmedian(entropy[name]):.2f} nats" if np.isfinite(entropy[name]).any() else ""
+        print(f"  {name:>{width}}: unique {unique[name].min():>5} / {np.median(unique[name]):>6.0f} "
+              f"({np.median(unique[name]) / args.samples:.1%}); best {curves[name][:, -1].max():.4f} / "
+              f"{np.median(curves[name][:, -1]):.4f}{ent}")
     return 0
 
 

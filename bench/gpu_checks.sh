@@ -5,7 +5,7 @@
 # model_speed and interop; Ray is not needed):
 #   mkdir -p data && cp /path/to/cifar10_small.npz data/
 #   OUT=gpu_out bash bench/gpu_checks.sh                 # the proxy checks (~6 minutes on an H200)
-#   OUT=gpu_out bash bench/gpu_checks.sh model_speed interop latency_cuda
+#   OUT=gpu_out bash bench/gpu_checks.sh model_speed interop latency_cuda train_speed
 # Each step writes its log under $OUT as it goes, so a step that runs long costs only itself.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/.device_py${PYTHONPATH:+:$PYTHONPATH}"
@@ -39,6 +39,11 @@ model_speed() {  # Issue 2: our B0 train/inference throughput against torchvisio
 }
 interop() {  # Issue 2: torchvision state dicts into our models give the same logits.
   step interop 30 $PY -m pytest -q -p no:cacheprovider tests/test_interop.py -k torchvision
+}
+train_speed() {  # Issue 16: nas train's step (TF RMSProp, EMA, RandAugment pipeline) -- our B0 vs torchvision's,
+  # 224x224, bf16, channels_last, batch 128; the torchvision layout of trained weights (skips without torchvision).
+  step train_speed 150 bash -c "$PY bench/train_speed.py --sections gpu && \
+    $PY -m pytest -q -p no:cacheprovider -m training tests/test_train.py -k torchvision_layout"
 }
 latency_cuda() {  # Issue 7: the CUDA latency path (events, warm-up, median), fp32 and bf16.
   step latency_cuda 40 bash -c "$PY -m nas.cli profile --measure b0 --target cuda --batch 1 && \

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def empty_trial(genotype, experiment, on_epoch):
     from nas.search.trial import TrialResult
 
-    on_epoch({"epoch": 0, "accuracy": 0.1, "loss": 2.3})
-    return TrialResult(genotype.to_string(), "ok", accuracy=0.1, reward=0.1, macs=1, params=1)
+    on_epoch({"epoch": 0, "accuracy": 0.1, "loss": 2.3, "reward": 0.1})
+    return TrialResult(genotype.to_string(), "ok", reward=0.1, accuracy=0.1, macs=1_000_000, params=1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,7 +48,7 @@ def supernet_trial(genotype, experiment, on_epoch):
     """One candidate as one Tune trial: the scorer is built once per (reused) worker process."""
     result = _scorer(experiment.evaluator.checkpoint, experiment.objective, experiment.target).score_one(
         genotype.to_string())
-    on_epoch({"epoch": 0, "accuracy": result.accuracy, "loss": 0.0})
+    on_epoch({"epoch": 0, "accuracy": result.accuracy, "loss": 0.0, "reward": result.reward})
     return result
 
 

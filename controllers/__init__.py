@@ -10,9 +10,10 @@ from .evolution import EvolutionSettings, RegularizedEvolution
 from .random_search import RandomSearch, RandomSettings
 from .registry import get_controller_class, list_controllers, make_controller, make_settings, register_controller
 from .rl import RLController, RLSettings
+from .settings import ProposalSettings
 
 __all__ = [
-    "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "RLController", "RLSettings",
-    "RandomSearch", "RandomSettings", "RegularizedEvolution", "get_controller_class", "list_controllers",
+    "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "ProposalSettings", "RLController",
+    "RLSettings", "RandomSearch", "RandomSettings", "RegularizedEvolution", "get_controller_class", "list_controllers",
     "make_controller", "make_settings", "register_controller",
 ]

@@ -17,6 +17,25 @@ caller).  The interface is the one Optuna and Ray's Searchers wrap:
   included, so a controller restored into a fresh instance makes exactly the
   proposals the original would have made.
 * ``stats() -> dict[str, float]``: numbers for logging (TensorBoard).
+* ``enqueue(genotypes)``: warm start (Optuna's ``enqueue_trial``, Ray's
+  ``points_to_evaluate``): the next asks return these genotypes, in order,
+  before the controller proposes its own (e.g. evaluate EfficientNet-B0 first).
+* ``add_evaluated(genotype, reward)``: a result evaluated elsewhere (an
+  earlier search, Ray's ``add_evaluated_point``), learned from as if asked.
+
+No budget spent on repeats
+--------------------------
+A controller does not propose a genotype that was already evaluated (told,
+failed included, or added) or is pending, unless its settings say
+``allow_repeats: true`` (a noisy evaluator, where a second evaluation tells
+something).  A repeated proposal is redrawn from the controller's own
+proposal rule at most ``resample_tries`` times; then a bounded random walk
+of single-decision mutations from the repeated genotype looks for an unseen
+neighbour (also ``resample_tries`` steps, each meeting the constraint);
+only if that fails too (a nearly exhausted space) is the repeat returned,
+counted in ``stats()['repeats']`` and logged.  Enqueued genotypes already
+evaluated are skipped the same way.  Every controller's settings dataclass
+derives from :class:`ProposalSettings`, which holds these two fields.
 
 Construction — the one way
 --------------------------
@@ -36,19 +55,26 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 import math
 import numbers
 from collections import deque
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
 from search_spaces import Genotype, SearchSpace
 
 from .constraint import Constraint
+from .plain import copy_plain, lists_for_tuples, pack_rows, unpack_rows
+from .settings import ProposalSettings
 
-#: Version of the ``state_dict`` layout; bumped when it changes.
-STATE_FORMAT = 1
+logger = logging.getLogger(__name__)
+
+#: Version of the ``state_dict`` layout; bumped when it changes.  Format 1 (no record of evaluated
+#: genotypes, no warm-start queue) is still read: dedup then starts from the genotypes pending at the save.
+STATE_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 
 class Controller(abc.ABC):
@@ -76,6 +102,9 @@ class Controller(abc.ABC):
         if not isinstance(settings, self.settings_cls):
             raise TypeError(f"{type(self).__name__}: settings must be a {self.settings_cls.__name__} (or None for "
                             f"the defaults), got {type(settings).__name__}; make_controller() accepts a dict")
+        if not isinstance(settings, ProposalSettings):
+            raise TypeError(f"{type(self).__name__}.settings_cls ({self.settings_cls.__name__}) must derive from "
+                            "controllers.ProposalSettings (allow_repeats, resample_tries)")
         self.space = space
         self.seed = int(seed)
         self.constraint = constraint
@@ -86,19 +115,28 @@ class Controller(abc.ABC):
         self._next_ticket = 0
         self._asked = self._told = self._failed = 0
         self._best: tuple[Genotype, float] | None = None
+        # Every genotype told, failed or added (insertion-ordered, so the state is deterministic).
+        self._evaluated: dict[Genotype, None] = {}
+        self._queue: deque[Genotype] = deque()  # enqueued (warm start), asked first
+        self._added = self._resampled = self._neighbours = self._repeats = self._from_queue = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed}, settings={self.settings})"
 
     # -- the interface ------------------------------------------------------
     def ask(self) -> Genotype:
-        """Propose one genotype (in the space, meeting the constraint if one is set)."""
-        genotype, info = self._propose()
+        """Propose one genotype (in the space, meeting the constraint if one is set).
+
+        Enqueued genotypes come first; then the controller's own proposal, never one already
+        evaluated or pending unless ``settings.allow_repeats`` (see the module docstring).
+        """
+        genotype, info = self._next_proposal()
         ticket = self._next_ticket
         self._next_ticket += 1
         self._pending[ticket] = (genotype, info)
         self._tickets.setdefault(genotype, deque()).append(ticket)
         self._asked += 1
+        self._accepted(genotype, info)
         return genotype
 
     def tell(self, genotype: Genotype, reward: float | None) -> None:
@@ -117,11 +155,37 @@ class Controller(abc.ABC):
             del self._tickets[genotype]
         _, info = self._pending.pop(ticket)
         self._told += 1
-        if value is None:
-            self._failed += 1
-        elif self._best is None or value > self._best[1]:
-            self._best = (genotype, value)
+        self._record(genotype, value)
         self._observe(genotype, value, info)
+
+    def enqueue(self, genotypes: Iterable[Genotype]) -> None:
+        """Warm start: the next asks return these genotypes, in this order, before any own proposal.
+
+        Each must lie in the space (and meet the constraint, if one is set): a ValueError names
+        the first that does not.  A genotype already evaluated, pending or enqueued is skipped
+        (unless ``allow_repeats``), so enqueueing the same warm start again on a resumed search
+        costs nothing.
+        """
+        items = list(genotypes)
+        for i, genotype in enumerate(items):
+            self._check_external(genotype, f"enqueue: genotype #{i}")
+        for genotype in items:
+            if self.settings.allow_repeats or not (self._seen(genotype) or genotype in self._queue):
+                self._queue.append(genotype)
+
+    def add_evaluated(self, genotype: Genotype, reward: float | None) -> None:
+        """Learn from a result evaluated outside this controller's asks (an earlier search, a known genotype).
+
+        ``reward`` as in :meth:`tell` (None/NaN/inf: failed).  The genotype counts as evaluated
+        (it is not proposed again) and each controller learns from it as from a told result:
+        evolution adds it to the population, RL to its next update (its log-probability taken
+        under the current policy), random search only records it.
+        """
+        self._check_external(genotype, "add_evaluated: the genotype")
+        value = _check_reward(reward)
+        self._added += 1
+        self._record(genotype, value)
+        self._observe(genotype, value, self._info_for(genotype, "added"))
 
     @property
     def num_pending(self) -> int:
@@ -138,6 +202,10 @@ class Controller(abc.ABC):
             "asked": float(self._asked), "told": float(self._told), "failed": float(self._failed),
             "pending": float(len(self._pending)),
             "best_reward": self._best[1] if self._best else math.nan,
+            "evaluated_unique": float(len(self._evaluated)), "added": float(self._added),
+            "enqueued": float(len(self._queue)), "from_queue": float(self._from_queue),
+            "resampled": float(self._resampled), "neighbours": float(self._neighbours),
+            "repeats": float(self._repeats),
         }
         out.update(self._core_stats())
         return out
@@ -153,11 +221,15 @@ class Controller(abc.ABC):
             "settings": dataclasses.asdict(self.settings),
             "rng": self._rng.bit_generator.state,
             "next_ticket": self._next_ticket,
-            "pending": [{"ticket": t, "genotype": self.space.encode(g), "info": _copy(info)}
+            "pending": [{"ticket": t, "genotype": self.space.encode(g), "info": copy_plain(info)}
                         for t, (g, info) in sorted(self._pending.items())],
             "counts": {"asked": self._asked, "told": self._told, "failed": self._failed},
             "best": None if self._best is None else {"genotype": self.space.encode(self._best[0]),
                                                      "reward": self._best[1]},
+            "evaluated": pack_rows([self.space.encode(g) for g in self._evaluated], len(self.space.decision_sizes)),
+            "queue": [self.space.encode(g) for g in self._queue],
+            "proposals": {"added": self._added, "resampled": self._resampled, "neighbours": self._neighbours,
+                          "repeats": self._repeats, "from_queue": self._from_queue},
             "core": self._core_state(),
         }
 
@@ -166,9 +238,9 @@ class Controller(abc.ABC):
         if not isinstance(state, dict) or "controller" not in state:
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict from state_dict(), "
                              f"got {type(state).__name__}")
-        if state.get("format") != STATE_FORMAT:
+        if state.get("format") not in _READABLE_FORMATS:
             raise ValueError(f"controller state format {state.get('format')!r} is not supported; "
-                             f"this version reads format {STATE_FORMAT}")
+                             f"this version reads formats {', '.join(map(str, _READABLE_FORMATS))}")
         if state["controller"] != self.name:
             raise ValueError(f"the state is of controller {state['controller']!r}, not {self.name!r}; "
                              f"restore it with make_controller({state['controller']!r}, ...)")
@@ -179,26 +251,89 @@ class Controller(abc.ABC):
                              "restore into a controller built on the same space")
         mine = dataclasses.asdict(self.settings)
         saved = dict(state["settings"])
-        diff = [k for k in mine if _plain(mine[k]) != _plain(saved.get(k))]
+        if state["format"] == 1:  # saved before ProposalSettings existed: its defaults applied then
+            saved = {**dataclasses.asdict(ProposalSettings()), **saved}
+        diff = [k for k in mine if lists_for_tuples(mine[k]) != lists_for_tuples(saved.get(k))]
         if diff or set(saved) - set(mine):
             key = diff[0] if diff else sorted(set(saved) - set(mine))[0]
             raise ValueError(f"the state was saved with settings {key}={saved.get(key)!r}, this controller has "
                              f"{key}={mine.get(key)!r}; build the controller with the saved settings")
         self.seed = int(state["seed"])
         self._rng = np.random.default_rng(self.seed)
-        self._rng.bit_generator.state = _copy(state["rng"])
+        self._rng.bit_generator.state = copy_plain(state["rng"])
         self._next_ticket = int(state["next_ticket"])
         self._pending = {}
         self._tickets = {}
         for item in state["pending"]:
             genotype = self.space.decode(item["genotype"])
-            self._pending[int(item["ticket"])] = (genotype, _copy(item["info"]))
+            self._pending[int(item["ticket"])] = (genotype, copy_plain(item["info"]))
             self._tickets.setdefault(genotype, deque()).append(int(item["ticket"]))
         counts = state["counts"]
         self._asked, self._told, self._failed = int(counts["asked"]), int(counts["told"]), int(counts["failed"])
         best = state["best"]
         self._best = None if best is None else (self.space.decode(best["genotype"]), float(best["reward"]))
+        self._evaluated = dict.fromkeys(self.space.decode(c) for c in unpack_rows(state.get("evaluated")))
+        self._queue = deque(self.space.decode(c) for c in state.get("queue", ()))
+        proposals = state.get("proposals", {})
+        self._added, self._resampled, self._neighbours, self._repeats, self._from_queue = (
+            int(proposals.get(k, 0)) for k in ("added", "resampled", "neighbours", "repeats", "from_queue"))
         self._load_core_state(state["core"])
+
+    # -- proposals without repeats ------------------------------------------------
+    def _seen(self, genotype: Genotype) -> bool:
+        """Evaluated (told, failed or added) or pending."""
+        return genotype in self._evaluated or genotype in self._tickets
+
+    def _next_proposal(self) -> tuple[Genotype, dict]:
+        repeats_ok = self.settings.allow_repeats
+        while self._queue:
+            genotype = self._queue.popleft()
+            if repeats_ok or not self._seen(genotype):
+                self._from_queue += 1
+                return genotype, self._info_for(genotype, "enqueued")
+        tries = self.settings.resample_tries
+        for _ in range(tries):
+            genotype, info = self._propose()
+            if not self._seen(genotype):
+                return genotype, info
+            if repeats_ok:
+                self._repeats += 1
+                return genotype, info
+            self._resampled += 1
+        # The proposal rule keeps repeating itself (e.g. a near-deterministic policy): walk away from
+        # the repeat one mutation at a time until an unseen genotype meeting the constraint turns up.
+        walker = genotype
+        for _ in range(tries):
+            walker = self.space.mutate(walker, self._rng)
+            if not self._seen(walker) and (self.constraint is None or self.constraint.satisfied(walker)):
+                self._neighbours += 1
+                return walker, self._info_for(walker, "neighbour")
+        self._repeats += 1
+        logger.warning("%s: no unseen genotype after %d proposals and %d mutation steps (%d evaluated); "
+                       "proposing %s again", self.name, tries, tries, len(self._evaluated),
+                       genotype.to_string(self.space.stem))
+        return genotype, info
+
+    def _record(self, genotype: Genotype, value: float | None) -> None:
+        self._evaluated[genotype] = None
+        if value is None:
+            self._failed += 1
+        elif self._best is None or value > self._best[1]:
+            self._best = (genotype, value)
+
+    def _check_external(self, genotype: object, what: str) -> None:
+        if not isinstance(genotype, Genotype):
+            raise TypeError(f"{what} must be a Genotype (e.g. search_spaces.resolve_genotype('b0')), "
+                            f"got {type(genotype).__name__}")
+        try:
+            self.space.validate(genotype)
+        except ValueError as exc:
+            raise ValueError(f"{what} is not in search space {self.space.name!r}: {exc}") from None
+        if self.constraint is not None and not self.constraint.satisfied(genotype):
+            c = self.constraint
+            unit = f" {c.unit}" if c.unit else ""
+            raise ValueError(f"{what} has cost {float(c.cost(genotype)):.6g}{unit}, outside the constraint "
+                             f"[{c.lo:.6g}, {c.hi:.6g}]{unit}; widen the bounds or leave it out")
 
     # -- helpers for subclasses -----------------------------------------------
     def _constrained(self, propose: Callable[[], Genotype], what: str) -> Genotype:
@@ -227,6 +362,17 @@ class Controller(abc.ABC):
     def _core_stats(self) -> dict[str, float]:
         return {}
 
+    def _info_for(self, genotype: Genotype, kind: str) -> dict:
+        """Per-ask data for a genotype this controller did not propose itself.
+
+        ``kind``: 'enqueued', 'neighbour' (the walk away from a repeat) or 'added'
+        (:meth:`add_evaluated`).  RL needs the genotype's log-probability here.
+        """
+        return {}
+
+    def _accepted(self, genotype: Genotype, info: dict) -> None:
+        """Called once per ask with the proposal kept (e.g. to count proposal kinds)."""
+
 
 def _check_reward(reward: object) -> float | None:
     """None for a failed trial (None, NaN, +-inf), else the reward as a float."""
@@ -237,35 +383,3 @@ def _check_reward(reward: object) -> float | None:
                         f"{reward!r}")
     value = float(reward)
     return value if math.isfinite(value) else None
-
-
-def _plain(value: object) -> object:
-    """Tuples as lists, so settings compare equal after a JSON round trip."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of plain data (dicts, lists, scalars)."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy(v) for v in value]
-    return value
-
-
-# -- settings validation, shared by the Settings dataclasses --------------------
-def check_int(owner: str, field: str, value: object, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{owner}.{field} must be an integer >= {low}, got {value!r}")
-
-
-def check_float(owner: str, field: str, value: object, low: float, high: float,
-                low_open: bool = False, high_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{owner}.{field} must be a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")

@@ -78,7 +78,3 @@ class Constraint:
         raise InfeasibleConstraintError(
             f"no {what} with cost in [{self.lo:.6g}, {self.hi:.6g}]{unit} after {self.max_tries} tries; "
             f"the closest cost seen was {closest:.6g}{unit}; widen the bounds or raise max_tries")
-
-    def describe(self) -> dict[str, object]:
-        """Plain data for logs and state (the cost function itself is not saved)."""
-        return {"lo": self.lo, "hi": self.hi, "max_tries": self.max_tries, "unit": self.unit}

@@ -16,8 +16,11 @@ Asynchronous use (section 3: workers pick up the current population when they
 free up): asks may be pending while others are told; the population only
 holds told results.  Failed trials (reward None/NaN/inf) never enter the
 population: they are counted in ``stats()['failed']`` and otherwise ignored.
-A child may equal an earlier genotype; it is evaluated again (the paper keeps
-duplicates too).
+A child equal to a genotype already evaluated or pending is redrawn (a new
+tournament and mutation; the base class's rule, see :mod:`controllers.base`);
+the paper evaluates such duplicates again, ``allow_repeats: true`` restores
+that.  A genotype passed to ``add_evaluated`` joins the population like a
+told result (a warm start from known architectures).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import numpy as np
 
 from search_spaces import Genotype
 
-from .base import Controller, check_int
+from .base import Controller
+from .settings import ProposalSettings, check_int
 
 
 @dataclass(frozen=True)
-class EvolutionSettings:
+class EvolutionSettings(ProposalSettings):
     """``population`` P, tournament ``sample`` S, ``mutations`` per child, ``warmup`` (None = P).
 
     Defaults keep the paper's S/P = 1/4 (P=100, S=25 for 20k samples) at a size suited to
@@ -47,6 +51,7 @@ class EvolutionSettings:
     warmup: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         owner = "EvolutionSettings"
         check_int(owner, "population", self.population, 2)
         check_int(owner, "sample", self.sample, 1)
@@ -79,12 +84,19 @@ class RegularizedEvolution(Controller):
     def _propose(self) -> tuple[Genotype, dict]:
         s = self.settings
         if len(self._population) < s.warmup_size:
-            self._random += 1
             return self._constrained(lambda: self.space.sample(self._rng), "random sample"), {"kind": "random"}
         parent = self._tournament()
-        self._mutants += 1
         child = self._constrained(lambda: self.space.mutate(parent, self._rng, num=s.mutations), "mutation")
         return child, {"kind": "mutant"}
+
+    def _info_for(self, genotype: Genotype, kind: str) -> dict:
+        return {"kind": kind}
+
+    def _accepted(self, genotype: Genotype, info: dict) -> None:
+        if info["kind"] == "random":
+            self._random += 1
+        elif info["kind"] == "mutant":
+            self._mutants += 1
 
     def _tournament(self) -> Genotype:
         picks = self._rng.integers(len(self._population), size=self.settings.sample)

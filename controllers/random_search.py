@@ -5,6 +5,8 @@ and Reproducibility for Neural Architecture Search", arXiv:1902.07638).  Each
 decision of the factorized space is drawn uniformly and independently
 (``SearchSpace.sample``); with a :class:`~controllers.Constraint`, draws are
 rejected until the cost lies in its bounds, at most ``max_tries`` times.
+A draw equal to a genotype already evaluated or pending is redrawn (the
+base class; ``allow_repeats`` turns that off).
 Results are only recorded (best, counts): nothing is learned from them.
 """
 
@@ -16,11 +18,12 @@ from typing import Any
 from search_spaces import Genotype
 
 from .base import Controller
+from .settings import ProposalSettings
 
 
 @dataclass(frozen=True)
-class RandomSettings:
-    """Random search has no settings (the constraint is passed to the controller)."""
+class RandomSettings(ProposalSettings):
+    """Only the common ones (``allow_repeats``, ``resample_tries``); the constraint is passed to the controller."""
 
 
 class RandomSearch(Controller):

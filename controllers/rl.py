@@ -18,10 +18,19 @@ baseline (``b`` starts at the first reward, then ``b <- d*b + (1-d)*reward``,
 ``d = baseline_decay``).  Every ``update_every`` completed trials the buffer of
 (decisions, old log-prob, A) is used for one update: PPO runs ``ppo_epochs``
 full-batch Adam steps on the clipped surrogate
-``-mean(min(r*A, clip(r, 1-eps, 1+eps)*A)) - entropy * mean(H)``; REINFORCE one
-step on ``-mean(logp*A) - entropy * mean(H)`` (``H``: the policy's entropy
+``-mean(min(r*A, clip(r, 1-eps, 1+eps)*A)) - entropy * mean(H) + F``; REINFORCE one
+step on ``-mean(logp*A) - entropy * mean(H) + F`` (``H``: the policy's entropy
 summed over decisions).  With ``normalize`` the batch advantages are divided by
 their root mean square, which makes ``lr`` independent of the reward scale.
+
+Entropy floor ``F = floor_weight * mean(relu(h_min - H))`` with ``h_min =
+min_entropy * H_uniform`` (``H_uniform = sum log(options)``, 38.8 nats on the
+MnasNet space): a hinge that leaves the policy alone above the floor and pushes
+its entropy back up below it.  Without it the policy collapses onto a handful
+of genotypes (0.07-0.17 nats after 1,000 samples on bench/controllers.py, where
+92-98% of the last 400 proposals were repeats); the base class's rule against
+repeats then only finds neighbours of the same few points.  ``min_entropy:
+0`` turns the floor off.
 
 Failed trials (reward None/NaN/inf): with ``failed_reward=None`` (default)
 they are skipped — they count toward ``update_every`` but add no sample
@@ -45,12 +54,13 @@ import torch
 
 from search_spaces import Genotype
 
-from .base import Controller, check_float, check_int
+from .base import Controller
+from .settings import ProposalSettings, check_float, check_int
 from .rl_policy import DecisionPolicy, from_plain, optimizer_from_plain, to_plain
 
 
 @dataclass(frozen=True)
-class RLSettings:
+class RLSettings(ProposalSettings):
     """Policy size, optimizer and PPO/REINFORCE settings (see the module docstring)."""
 
     algorithm: Literal["ppo", "reinforce"] = "ppo"
@@ -63,8 +73,11 @@ class RLSettings:
     baseline_decay: float = 0.95
     normalize: bool = True
     failed_reward: float | None = None
+    min_entropy: float = 0.25
+    floor_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         owner = "RLSettings"
         if self.algorithm not in ("ppo", "reinforce"):
             raise ValueError(f"{owner}.algorithm must be 'ppo' or 'reinforce', got {self.algorithm!r}")
@@ -79,6 +92,8 @@ class RLSettings:
             raise ValueError(f"{owner}.normalize must be true or false, got {self.normalize!r}")
         if self.failed_reward is not None:
             check_float(owner, "failed_reward", self.failed_reward, -math.inf, math.inf, True, True)
+        check_float(owner, "min_entropy", self.min_entropy, 0.0, 1.0, high_open=True)
+        check_float(owner, "floor_weight", self.floor_weight, 0.0, math.inf, high_open=True)
 
 
 class RLController(Controller):
@@ -92,6 +107,7 @@ class RLController(Controller):
         self._generator = torch.Generator().manual_seed(self.seed)
         self.policy = DecisionPolicy(space.decision_sizes, self.settings.hidden, self._generator)
         self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.settings.lr)
+        self.entropy_floor = self.settings.min_entropy * sum(math.log(n) for n in space.decision_sizes)
         self._baseline: float | None = None
         self._buffer: list[tuple[list[int], float, float]] = []  # decisions, log-prob at ask, advantage
         self._since_update = 0
@@ -112,6 +128,13 @@ class RLController(Controller):
         genotype = self._constrained(draw, "policy sample")
         decisions, logp = drawn[-1]
         return genotype, {"decisions": decisions, "logp": logp}
+
+    def _info_for(self, genotype: Genotype, kind: str) -> dict:
+        """Decisions and log-prob under the current policy (the PPO ratio starts at 1 for them)."""
+        decisions = self.space.encode(genotype)
+        with torch.no_grad():
+            logp, _ = self.policy.evaluate(torch.tensor([decisions], dtype=torch.long))
+        return {"decisions": decisions, "logp": float(logp[0])}
 
     def _observe(self, genotype: Genotype, reward: float | None, info: dict) -> None:
         self._since_update += 1
@@ -148,6 +171,8 @@ class RLController(Controller):
             else:
                 surrogate = -(logp * advantage).mean()
             loss = surrogate - s.entropy * entropy.mean()
+            if self.entropy_floor > 0.0:
+                loss = loss + s.floor_weight * torch.relu(self.entropy_floor - entropy).mean()
             self._optimizer.zero_grad()
             loss.backward()
             self._optimizer.step()

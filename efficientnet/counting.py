@@ -37,19 +37,22 @@ def layer_cost(spec: LayerSpec) -> tuple[int, int]:
         add(_conv(spec.in_filters, spec.out_filters, spec.kernel, 1, out), spec.out_filters)
         return params, macs
     mid = spec.mid_filters
-    if spec.kind == "mbconv":
-        if spec.expand != 1:
+    if spec.kind in ("mbconv", "irpw"):
+        if spec.expand != 1 or spec.kind == "irpw":
             add(_conv(spec.in_filters, mid, 1, 1, spec.in_size), mid)
         add(_conv(mid, mid, spec.kernel, mid, out), mid)
     elif spec.kind == "conv":
         add(_conv(spec.in_filters, mid, spec.kernel, 1, out), mid)
+    elif spec.kind == "nodw":  # TF MBConvBlockWithoutDepthwise: 3x3 expansion (stride 1), strided 1x1 projection
+        if spec.expand != 1:
+            add(_conv(spec.in_filters, mid, 3, 1, spec.in_size), mid)
     else:
         raise ValueError(f"unknown layer kind {spec.kind!r}")
     if spec.se > 0:
         sq = spec.se_filters
         add(_conv(mid, sq, 1, 1, 1, bias=True))
         add(_conv(sq, mid, 1, 1, 1, bias=True))
-    if spec.kind == "mbconv":
+    if spec.kind != "conv":
         add(_conv(mid, spec.out_filters, 1, 1, out), spec.out_filters)
     return params, macs
 

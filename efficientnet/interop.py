@@ -160,6 +160,30 @@ def from_lukemelas(lm_model: nn.Module) -> EfficientNet:
     return model
 
 
+def to_layout(state_dict: Mapping[str, torch.Tensor], template: Mapping[str, torch.Tensor],
+              target: str = "the target") -> "OrderedDict[str, torch.Tensor]":
+    """Our state dict re-keyed into another implementation's layout (the inverse of the loaders above).
+
+    ``template`` is the other model's own ``state_dict()`` (e.g. lukemelas' ``EfficientNet.from_name(...)``
+    or torchvision's ``efficientnet_b0()``); tensors are matched by position under the same role and
+    shape checks, and the result loads with ``load_state_dict(strict=True)``.  The other model must pad
+    and normalise as ours was built (see :data:`LUKEMELAS_BUILD`, :func:`torchvision_build`) for the
+    logits to agree.
+    """
+    mine, theirs = _entries(state_dict), _entries(template)
+    if len(mine) != len(theirs):
+        raise ValueError(f"{target} has {len(theirs)} tensors (not counting {_COUNTER}), the state dict has "
+                         f"{len(mine)}: the architectures differ; build it with the same genotype, width, depth "
+                         "and num_classes")
+    out = OrderedDict((k, v.detach().clone()) for k, v in template.items())
+    for i, ((key, tensor), (dst_key, dst)) in enumerate(zip(mine, theirs)):
+        if key.rsplit(".", 1)[-1] != dst_key.rsplit(".", 1)[-1] or tuple(tensor.shape) != tuple(dst.shape):
+            raise ValueError(f"tensor {i} {key!r} {tuple(tensor.shape)} does not fit {target}'s {dst_key!r} "
+                             f"{tuple(dst.shape)}: the architectures differ")
+        out[dst_key] = tensor.detach().to(dtype=dst.dtype).clone()
+    return out
+
+
 # -- internals -------------------------------------------------------------------
 
 def _check_lukemelas_residuals(spec: ModelSpec) -> None:

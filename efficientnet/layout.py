@@ -19,8 +19,16 @@ from typing import NamedTuple
 from .stages import DEFAULT_RESOLUTION, ArchConfig, StageConfig
 
 
+_EXPANDING = frozenset(("mbconv", "irpw", "nodw"))
+
+
 class LayerSpec(NamedTuple):
-    """One layer of the network.  ``kind``: stem, mbconv, conv or head.
+    """One layer of the network.  ``kind``: stem, head, or a block op (mbconv, conv, nodw, irpw).
+
+    The block ops are those of ``search_spaces.genes``: ``nodw`` is TF's
+    MBConvBlockWithoutDepthwise (its ``kernel`` is always 3 here, the width of
+    its expansion conv, whatever the genotype wrote), ``irpw`` timm's expand-1
+    InvertedResidual (a 1x1 conv in -> in before the depthwise conv).
 
     A NamedTuple rather than a dataclass: the walk runs for every candidate a
     controller proposes, and tuples are created and hashed in C.
@@ -43,8 +51,8 @@ class LayerSpec(NamedTuple):
 
     @property
     def mid_filters(self) -> int:
-        """Channels after expansion (the depthwise width) for mbconv; out channels for conv."""
-        return self.in_filters * self.expand if self.kind == "mbconv" else self.out_filters
+        """Channels after expansion (the depthwise width) for mbconv/irpw/nodw; out channels for conv."""
+        return self.in_filters * self.expand if self.kind in _EXPANDING else self.out_filters
 
     @property
     def se_filters(self) -> int:
@@ -92,7 +100,8 @@ def _stage_layers(stage: StageConfig, size: int, index: int) -> tuple[LayerSpec,
         cin = stage.in_filters if i == 0 else stage.out_filters
         stride = stage.stride if i == 0 else 1
         residual = stage.skip and stride == 1 and cin == stage.out_filters
-        spec = LayerSpec(stage.op, cin, stage.out_filters, kernel=stage.kernel, stride=stride,
+        spec = LayerSpec(stage.op, cin, stage.out_filters, kernel=3 if stage.op == "nodw" else stage.kernel,
+                         stride=stride,
                          expand=stage.expand, se=stage.se, residual=residual, in_size=size, index=index + i)
         out.append(spec)
         size = spec.out_size

@@ -26,14 +26,14 @@ class EfficientNet(nn.Module):
 
     def __init__(self, arch: ArchConfig, num_classes: int = NUM_CLASSES, dropout: float = 0.2,
                  drop_connect_rate: float = 0.2, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
-                 same_padding: bool = False) -> None:
+                 same_padding: bool = False, activation: str = "silu") -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0.0 <= drop_connect_rate < 1.0:
             raise ValueError(f"drop_connect_rate must be in [0, 1), got {drop_connect_rate}")
         self.arch = arch
-        norms = Norms(bn_eps, bn_momentum, same_padding)
+        norms = Norms(bn_eps, bn_momentum, same_padding, activation)
         layers = walk(arch, resolution=1)
         stem, body, head = layers[0], layers[1:-1], layers[-1]
         self.stem = ConvBNAct(norms, 3, stem.out_filters, stem.kernel, stem.stride)

@@ -6,7 +6,9 @@ and round_repeats, the same in torchvision, timm and lukemelas' port):
 * ``round_filters``: multiply by the width coefficient, round to the nearest
   multiple of ``divisor`` (8), never below ``divisor``, and add one more
   ``divisor`` when rounding lost more than 10%.  Stem and head are scaled
-  the same way as the stages.
+  the same way as the stages unless the arch says otherwise: ``fixed``
+  (MnasNet's and Lite's head, Lite's stem: timm ``fix_stem``, TF
+  ``fix_head_stem``) or ``up`` (``max(base, scaled)``, timm's MobileNetV2 head).
 * ``round_repeats``: ``ceil(depth * layers)``.
 """
 
@@ -87,10 +89,12 @@ def scale_arch(arch: ArchConfig, width: float = 1.0, depth: float = 1.0, divisor
     check_multipliers(width, depth)
     if width == 1.0 and depth == 1.0:
         return arch
+    stem = arch.stem if arch.stem_scaling == "fixed" else round_filters(arch.stem, width, divisor)
     stages = tuple(
-        s._replace(in_filters=round_filters(s.in_filters, width, divisor),
-                out_filters=round_filters(s.out_filters, width, divisor),
-                layers=round_repeats(s.layers, depth))
-        for s in arch.stages)
-    return replace(arch, stages=stages, stem=round_filters(arch.stem, width, divisor),
-                   head=round_filters(arch.head, width, divisor))
+        s._replace(in_filters=stem if i == 0 and s.in_filters == arch.stem else round_filters(s.in_filters, width, divisor),
+                   out_filters=round_filters(s.out_filters, width, divisor),
+                   layers=round_repeats(s.layers, depth))
+        for i, s in enumerate(arch.stages))
+    head = round_filters(arch.head, width, divisor)
+    head = arch.head if arch.head_scaling == "fixed" else max(arch.head, head) if arch.head_scaling == "up" else head
+    return replace(arch, stages=stages, stem=stem, head=head)

@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from search_spaces import Genotype
-from search_spaces.genotype import STEM_FILTERS
+from search_spaces.genes import HEAD_FILTERS, STEM_FILTERS  # noqa: E402  (one definition of the defaults)
 
-HEAD_FILTERS = 1280
 #: EfficientNet-B0's input resolution and ImageNet's classes: the defaults of every model and target.
 DEFAULT_RESOLUTION = 224
 NUM_CLASSES = 1000
@@ -37,12 +36,18 @@ class StageConfig(NamedTuple):
 
 @dataclass(frozen=True)
 class ArchConfig:
-    """Stem, stages and head of a network, all in absolute channel counts."""
+    """Stem, stages and head of a network, all in absolute channel counts.
+
+    ``stem_scaling`` (scaled | fixed) and ``head_scaling`` (scaled | fixed | up)
+    tell ``scale_arch`` whether the width multiplier applies to stem and head.
+    """
 
     stages: tuple[StageConfig, ...]
     stem: int = STEM_FILTERS
     head: int = HEAD_FILTERS
     stem_stride: int = 2
+    stem_scaling: str = "scaled"
+    head_scaling: str = "scaled"
 
     @property
     def num_layers(self) -> int:
@@ -54,12 +59,16 @@ class ArchConfig:
         return replace(self, stem_stride=stride)
 
 
-def stages_from_genotype(genotype: Genotype, stem: int = STEM_FILTERS, head: int = HEAD_FILTERS) -> ArchConfig:
-    """The stage table of ``genotype`` (channels chained from the stem)."""
+def stages_from_genotype(genotype: Genotype, stem: int | None = None, head: int | None = None) -> ArchConfig:
+    """The stage table of ``genotype`` (channels chained from the stem); stem/head from its frame unless given."""
+    frame = genotype.frame
+    stem = frame.stem if stem is None else stem
+    head = frame.head if head is None else head
     stages = []
     in_filters = stem
     for block in genotype.blocks:  # positional: this runs for every candidate of a search
         stages.append(StageConfig(block.op, block.kernel, block.stride, block.expand, in_filters, block.filters,
                                   block.layers, block.se, block.skip))
         in_filters = block.filters
-    return ArchConfig(stages=tuple(stages), stem=stem, head=head)
+    return ArchConfig(stages=tuple(stages), stem=stem, head=head, stem_scaling=frame.stem_scaling,
+                      head_scaling=frame.head_scaling)

@@ -23,6 +23,7 @@ COMMANDS = (
     "nas.commands.search",
     "nas.commands.results",
     "nas.commands.supernet",
+    "nas.commands.train",
 )
 
 

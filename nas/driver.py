@@ -86,12 +86,16 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
     if proxy is not experiment.proxy:
         experiment = dataclasses.replace(experiment, proxy=proxy)
     where = {**scale, "node_id": ray.get_runtime_context().get_node_id()}
+    last_epoch = experiment.proxy.epochs
 
     def on_epoch(metrics: dict) -> None:
-        tune.report({**metrics, **where, "status": RUNNING, "done": False})
+        # The last epoch is reported once, by the final report: ASHA stops a trial at max_t, and a stop
+        # on a per-epoch report would lose the final result of a trial that ran to its end.
+        if metrics["epoch"] < last_epoch:
+            tune.report({**metrics, **where, "status": RUNNING, "done": False})
 
     result = (trial_fn or proxy_trial)(genotype, experiment, on_epoch)
-    tune.report({**result.to_dict(), **where, "done": True})
+    tune.report({**result.to_dict(), "epoch": result.epochs, **where, "done": True})
 
 
 class _RecordTrials(Callback):

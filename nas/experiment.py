@@ -185,9 +185,7 @@ def check_experiment(exp: Experiment) -> None:
         if not table.is_file():
             raise ConfigError(f"objective.latency_table: {str(table)!r} does not exist; make it with "
                               "`nas profile --target cpu --out FILE` or fix the path")
-    if exp.data.kind != "builtin":
-        if not exp.data.path:
-            raise ConfigError(f"data.path: required for data.kind {exp.data.kind!r}; give the dataset's location")
+    if exp.data.kind != "builtin":  # DataConfig itself requires the path
         if not Path(exp.data.path).expanduser().exists():
             raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path "
                               f"(data.kind {exp.data.kind!r})")

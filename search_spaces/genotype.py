@@ -1,110 +1,52 @@
 """The genotype: a searched architecture as a frozen, hashable value.
 
-A :class:`Genotype` is a tuple of :class:`BlockGene`, one per block of the
-MnasNet factorized hierarchical space (Tan et al. 2019, arXiv:1807.11626,
-section 4.1).  Each gene states a block's conv op, kernel, expansion ratio,
-squeeze-excite ratio, skip op, output filters, number of layers and stride.
+A :class:`Genotype` is a tuple of :class:`~search_spaces.genes.BlockGene`, one
+per block of the MnasNet factorized hierarchical space (Tan et al. 2019,
+arXiv:1807.11626, section 4.1), and a :class:`~search_spaces.genes.Frame`
+(stem and head; the default is EfficientNet's 32-filter stem and 1280-filter
+head, both scaled with the width).
 
-String forms
-------------
-* ``to_string()`` / ``from_string()`` use the block-string grammar of
-  tensorflow/tpu's ``efficientnet_builder.BlockDecoder``:
-  ``r1_k3_s11_e1_i32_o16_se0.25`` (keys ``r`` repeats, ``k`` kernel, ``s``
-  stride twice, ``e`` expand ratio, ``i``/``o`` in/out filters, ``se`` ratio,
-  flag ``noskip``).  The MnasNet "regular conv" op is written with ``c1``
-  (conv type 1 = full kxk convolution; ``c0``, the depthwise MBConv, is the
-  default and is not written).  **Blocks are joined with a comma**; spaces
-  around commas are allowed.  Parsing is strict: unknown or repeated tokens,
-  missing keys, bad values and channel chains that do not connect raise
-  ``ValueError`` naming the token and the allowed values.
-* ``to_timm()`` / ``from_timm()`` emit and read timm arch-def strings
-  (``ds_r1_k3_s1_e1_c16_se0.25``, ``ir_r2_k3_s2_e6_c24_se0.25``,
-  ``cn_r1_k3_s1_c32``), blocks joined by commas.
+String forms (blocks joined by ``,``; the README's "Genotype strings" section
+lists every token):
+
+* ``to_string()`` / ``from_string()``: TF block strings with TF's meaning of
+  every token (``search_spaces.tf_grammar``), plus two effnas conv types
+  (``c2`` regular conv, ``c3`` expand-1 inverted residual) that TF's builder
+  refuses; ``to_tf()`` exports for TF and raises where TF would differ.
+* ``to_timm()`` / ``from_timm()``: timm arch strings with timm's meaning
+  (``search_spaces.timm_grammar``); export raises, naming the block and the
+  reason, wherever timm would build a different network.
+* stem/head items ``stem<N>[_fixed]`` first and ``head<N>[_fixed|_up]`` last,
+  in both forms, only when the frame is not the default
+  (``search_spaces.strings``).
 * ``to_dict()`` / ``from_dict()``: a flat ``{"b1_kernel": 3, ...}`` dict of
   scalars, suitable as a Ray Tune config.
+
+Parsing is strict: unknown or repeated tokens, missing keys, bad values and
+channel chains that do not connect raise ``ValueError`` naming the token and
+the allowed values.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
-OPS = ("mbconv", "conv")
-STEM_FILTERS = 32
-BLOCK_SEPARATOR = ","
+from . import tf_grammar, timm_grammar
+from .genes import DEFAULT_FRAME, OPS, STEM_FILTERS, BlockGene, Frame
+from .strings import BLOCK_SEPARATOR, frame_items, split_frame, split_items
 
+__all__ = ["BLOCK_SEPARATOR", "OPS", "STEM_FILTERS", "BlockGene", "Frame", "Genotype"]
 
-@dataclass(frozen=True)
-class BlockGene:
-    """One block of the factorized space (a stage of identical layers)."""
-
-    op: str = "mbconv"
-    kernel: int = 3
-    stride: int = 1
-    expand: int = 1
-    se: float = 0.0
-    skip: bool = True
-    filters: int = 16
-    layers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise ValueError(f"block op must be one of {OPS}, got {self.op!r}")
-        for name in ("kernel", "stride", "expand", "filters", "layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"block {name} must be a positive integer, got {value!r}")
-        if self.kernel % 2 == 0:
-            raise ValueError(f"block kernel must be odd, got {self.kernel}")
-        if not isinstance(self.se, (int, float)) or isinstance(self.se, bool) or not 0.0 <= self.se <= 1.0:
-            raise ValueError(f"block se must be a ratio in [0, 1], got {self.se!r}")
-        if not isinstance(self.skip, bool):
-            raise ValueError(f"block skip must be true or false, got {self.skip!r}")
-        if self.op == "conv" and self.expand != 1:
-            raise ValueError(f"a regular conv block has no expansion: expand must be 1, got {self.expand}")
-        object.__setattr__(self, "se", float(self.se))
-
-    def to_string(self, in_filters: int) -> str:
-        parts = [f"r{self.layers}", f"k{self.kernel}", f"s{self.stride}{self.stride}",
-                 f"e{self.expand}", f"i{in_filters}", f"o{self.filters}"]
-        if self.se > 0:
-            parts.append(f"se{_fmt_ratio(self.se)}")
-        if self.op == "conv":
-            parts.append("c1")
-        if not self.skip:
-            parts.append("noskip")
-        return "_".join(parts)
-
-    def to_timm(self) -> str:
-        if self.op == "conv":
-            head = "cn"
-        elif self.expand == 1:
-            head = "ds"
-        else:
-            head = "ir"
-        parts = [head, f"r{self.layers}", f"k{self.kernel}", f"s{self.stride}", f"e{self.expand}",
-                 f"c{self.filters}"]
-        if self.se > 0:
-            parts.append(f"se{_fmt_ratio(self.se)}")
-        # timm's ConvBnAct ("cn") has no skip unless told; ds/ir have one unless told.
-        if head == "cn" and self.skip:
-            parts.append("skip")
-        if head != "cn" and not self.skip:
-            parts.append("noskip")
-        return "_".join(parts)
-
-
-def _fmt_ratio(value: float) -> str:
-    text = f"{value:.6g}"
-    return text
+_FRAME_KEYS = {"stem": "stem", "head": "head", "stem_scaling": "stem_scaling", "head_scaling": "head_scaling"}
 
 
 @dataclass(frozen=True)
 class Genotype:
-    """A whole architecture: the blocks between the stem and the head."""
+    """A whole architecture: the blocks between the stem and the head, and the frame (stem, head)."""
 
     blocks: tuple[BlockGene, ...]
+    frame: Frame = DEFAULT_FRAME
 
     def __post_init__(self) -> None:
         blocks = tuple(self.blocks)
@@ -113,48 +55,70 @@ class Genotype:
         for block in blocks:
             if not isinstance(block, BlockGene):
                 raise TypeError(f"genotype blocks must be BlockGene, got {type(block).__name__}")
+        if not isinstance(self.frame, Frame):
+            raise TypeError(f"genotype frame must be a Frame, got {type(self.frame).__name__}")
         object.__setattr__(self, "blocks", blocks)
 
     def __len__(self) -> int:
         return len(self.blocks)
 
-    def in_filters(self, index: int, stem: int = STEM_FILTERS) -> int:
-        return stem if index == 0 else self.blocks[index - 1].filters
+    def in_filters(self, index: int, stem: int | None = None) -> int:
+        return (self.frame.stem if stem is None else stem) if index == 0 else self.blocks[index - 1].filters
+
+    def with_frame(self, **changes) -> "Genotype":
+        """This genotype with some frame fields (stem, head, stem_scaling, head_scaling) replaced."""
+        return replace(self, frame=replace(self.frame, **changes)) if changes else self
+
+    def _framed(self, stem: int | None) -> "Genotype":
+        return self if stem is None or stem == self.frame.stem else self.with_frame(stem=stem)
 
     # -- TF block strings -------------------------------------------------
-    def to_string(self, stem: int = STEM_FILTERS) -> str:
-        return BLOCK_SEPARATOR.join(b.to_string(self.in_filters(i, stem)) for i, b in enumerate(self.blocks))
+    def to_string(self, stem: int | None = None) -> str:
+        """The TF block string (``stem`` overrides the frame's stem width)."""
+        return BLOCK_SEPARATOR.join(self._framed(stem)._items())
 
-    def to_strings(self, stem: int = STEM_FILTERS) -> list[str]:
-        return [b.to_string(self.in_filters(i, stem)) for i, b in enumerate(self.blocks)]
+    def to_strings(self, stem: int | None = None) -> list[str]:
+        """The block strings alone, one a block (the stem/head items are not among them)."""
+        g = self._framed(stem)
+        return [tf_grammar.format_block(b, g.in_filters(i)) for i, b in enumerate(g.blocks)]
+
+    def _items(self) -> list[str]:
+        lead, tail = frame_items(self.frame)
+        return lead + self.to_strings() + tail
+
+    def to_tf(self) -> list[str]:
+        """The block strings for TF's ``efficientnet_builder``; ValueError where TF would build another network."""
+        tf_grammar.check_tf(self.blocks, self.frame)
+        return self.to_strings()
 
     @classmethod
-    def from_string(cls, text: str | Iterable[str], stem: int = STEM_FILTERS) -> "Genotype":
-        items = _split_blocks(text)
-        blocks = []
-        expected_in = stem
-        for index, item in enumerate(items):
-            block, in_filters = _parse_tf_block(item, index)
-            if in_filters != expected_in:
-                raise ValueError(
-                    f"block {index + 1} ({item!r}): input filters i{in_filters} must equal the previous "
-                    f"block's output ({'stem' if index == 0 else 'o'}{expected_in}); fix 'i' to i{expected_in}")
-            blocks.append(block)
-            expected_in = block.filters
-        return cls(tuple(blocks))
+    def from_string(cls, text: str | Iterable[str], stem: int | None = None) -> "Genotype":
+        """Parse a TF block string (or a list of block strings); ``stem``: the stem width if no stem item."""
+        items, frame = split_frame(split_items(text), stem)
+        return cls(tf_grammar.parse_blocks(items, frame.stem), frame)
 
     # -- timm arch strings ------------------------------------------------
     def to_timm(self) -> str:
-        return BLOCK_SEPARATOR.join(b.to_timm() for b in self.blocks)
+        """The timm arch string; ValueError naming the block where timm would build another network."""
+        lead, tail = frame_items(self.frame)
+        return BLOCK_SEPARATOR.join(lead + timm_grammar.format_blocks(self.blocks, self.frame) + tail)
 
     def to_timm_arch_def(self) -> list[list[str]]:
-        """The nested list timm's ``decode_arch_def`` takes (one stage a list)."""
-        return [[b.to_timm()] for b in self.blocks]
+        """The nested list timm's ``decode_arch_def`` takes (one stage a list); the frame is in :meth:`timm_kwargs`."""
+        return [[b] for b in timm_grammar.format_blocks(self.blocks, self.frame)]
+
+    def timm_kwargs(self) -> dict[str, object]:
+        """``stem_size``, ``fix_stem``, ``num_features`` for timm's ``EfficientNet`` (width 1.0)."""
+        return timm_grammar.timm_kwargs(self.frame)
 
     @classmethod
-    def from_timm(cls, text: str | Iterable[str]) -> "Genotype":
-        items = _split_blocks(text)
-        return cls(tuple(_parse_timm_block(item, index) for index, item in enumerate(items)))
+    def from_timm(cls, text: str | Iterable, frame: Frame | None = None) -> "Genotype":
+        """Parse a timm arch string, a list of block strings, or the nested list ``to_timm_arch_def`` returns."""
+        items, parsed = split_frame(split_items(text))
+        if frame is not None and not parsed.is_default and parsed != frame:
+            raise ValueError(f"the string's stem/head items ({parsed}) contradict the frame passed in ({frame})")
+        return cls(tuple(timm_grammar.parse_block(item, i) for i, item in enumerate(items)),
+                   frame if frame is not None else parsed)
 
     # -- flat dict (Ray configs) -----------------------------------------
     def to_dict(self) -> dict[str, object]:
@@ -162,6 +126,8 @@ class Genotype:
         for i, block in enumerate(self.blocks, start=1):
             for f in fields(BlockGene):
                 out[f"b{i}_{f.name}"] = getattr(block, f.name)
+        if not self.frame.is_default:
+            out.update({key: getattr(self.frame, name) for key, name in _FRAME_KEYS.items()})
         return out
 
     @classmethod
@@ -180,113 +146,8 @@ class Genotype:
                     raise ValueError(f"genotype dict is missing key {key!r}")
                 kwargs[name] = data.pop(key)
             blocks.append(BlockGene(**kwargs))
+        frame_kwargs = {name: data.pop(key) for key, name in _FRAME_KEYS.items() if key in data}
         if data:
-            raise ValueError(f"genotype dict has unknown keys {sorted(data)}; allowed: num_blocks, b<i>_<{'|'.join(names)}>")
-        return cls(tuple(blocks))
-
-
-def _split_blocks(text: str | Iterable[str]) -> list[str]:
-    if isinstance(text, str):
-        items = [part.strip() for part in text.split(BLOCK_SEPARATOR)]
-    else:
-        items = [str(part).strip() for part in text]
-    if not items or any(not item for item in items):
-        raise ValueError(f"a genotype string is block strings joined by {BLOCK_SEPARATOR!r}; got an empty block in {text!r}")
-    return items
-
-
-_TF_INT_KEYS = {"r": "layers", "k": "kernel", "e": "expand", "i": "in", "o": "filters", "c": "conv_type"}
-_TOKEN = re.compile(r"^(se|noskip|[a-z])(.*)$")
-_INT = re.compile(r"^[0-9]+$")
-_FLOAT = re.compile(r"^[0-9]*\.?[0-9]+$")
-
-
-def _parse_tf_block(item: str, index: int) -> tuple[BlockGene, int]:
-    where = f"block {index + 1} ({item!r})"
-    seen: dict[str, object] = {}
-    for token in item.split("_"):
-        match = _TOKEN.match(token)
-        key = match.group(1) if match else ""
-        raw = match.group(2) if match else ""
-        if key in seen or (key == "noskip" and "noskip" in seen):
-            raise ValueError(f"{where}: token {token!r} repeats key {key!r}")
-        if key == "noskip":
-            if raw:
-                raise ValueError(f"{where}: unknown token {token!r}; allowed keys: r k s e i o se c noskip")
-            seen["noskip"] = True
-        elif key == "se":
-            if not _FLOAT.match(raw):
-                raise ValueError(f"{where}: token {token!r} needs a ratio, e.g. se0.25")
-            seen["se"] = float(raw)
-        elif key == "s":
-            if not re.fullmatch(r"[0-9][0-9]", raw) or raw[0] != raw[1] or raw[0] == "0":
-                raise ValueError(f"{where}: token {token!r} must be s11 or s22 (equal strides, e.g. s22)")
-            seen["s"] = int(raw[0])
-        elif key in _TF_INT_KEYS:
-            if not _INT.match(raw):
-                raise ValueError(f"{where}: token {token!r} needs an integer value")
-            seen[key] = int(raw)
-        else:
-            raise ValueError(f"{where}: unknown token {token!r}; allowed keys: r k s e i o se c noskip")
-    missing = [k for k in ("r", "k", "s", "e", "i", "o") if k not in seen]
-    if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(missing)}; a block string needs r k s e i o")
-    conv_type = seen.get("c", 0)
-    if conv_type not in (0, 1):
-        raise ValueError(f"{where}: c{conv_type} is not allowed; c0 = depthwise MBConv (default), c1 = regular conv")
-    try:
-        gene = BlockGene(op="conv" if conv_type == 1 else "mbconv", kernel=seen["k"], stride=seen["s"],
-                         expand=seen["e"], se=seen.get("se", 0.0), skip="noskip" not in seen,
-                         filters=seen["o"], layers=seen["r"])
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-    return gene, int(seen["i"])  # type: ignore[arg-type]
-
-
-_TIMM_HEADS = {"ds": "mbconv", "ir": "mbconv", "cn": "conv"}
-
-
-def _parse_timm_block(item: str, index: int) -> BlockGene:
-    where = f"block {index + 1} ({item!r})"
-    tokens = item.split("_")
-    head = tokens[0]
-    if head not in _TIMM_HEADS:
-        raise ValueError(f"{where}: block type {head!r} cannot be expressed; allowed: ds, ir, cn")
-    seen: dict[str, object] = {}
-    for token in tokens[1:]:
-        if token in ("noskip", "skip"):
-            key, raw = token, ""
-        else:
-            match = _TOKEN.match(token)
-            key, raw = (match.group(1), match.group(2)) if match else ("", "")
-        if key in seen:
-            raise ValueError(f"{where}: token {token!r} repeats key {key!r}")
-        if key in ("noskip", "skip"):
-            seen[key] = True
-        elif key == "se":
-            if not _FLOAT.match(raw):
-                raise ValueError(f"{where}: token {token!r} needs a ratio, e.g. se0.25")
-            seen["se"] = float(raw)
-        elif key in ("r", "k", "s", "e", "c"):
-            if not _INT.match(raw):
-                raise ValueError(f"{where}: token {token!r} needs an integer value")
-            seen[key] = int(raw)
-        else:
-            raise ValueError(f"{where}: unknown token {token!r}; allowed: r k s e c se skip noskip")
-    missing = [k for k in ("r", "k", "s", "c") if k not in seen]
-    if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(missing)}; a timm block needs r k s c")
-    if "skip" in seen and "noskip" in seen:
-        raise ValueError(f"{where}: 'skip' and 'noskip' contradict each other; keep one")
-    op = _TIMM_HEADS[head]
-    expand = seen.get("e", 1)
-    if head == "ds" and expand != 1:
-        raise ValueError(f"{where}: a 'ds' block has expand 1, got e{expand}; use 'ir' for e>1")
-    if head == "cn" and expand != 1:
-        raise ValueError(f"{where}: a 'cn' block has no expansion, got e{expand}")
-    skip = bool(seen.get("skip", False)) if head == "cn" else "noskip" not in seen
-    try:
-        return BlockGene(op=op, kernel=seen["k"], stride=seen["s"], expand=expand,
-                         se=seen.get("se", 0.0), skip=skip, filters=seen["c"], layers=seen["r"])
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+            raise ValueError(f"genotype dict has unknown keys {sorted(data)}; allowed: num_blocks, "
+                             f"b<i>_<{'|'.join(names)}>, {', '.join(_FRAME_KEYS)}")
+        return cls(tuple(blocks), Frame(**frame_kwargs))

@@ -16,7 +16,9 @@ into blocks over the MobileNetV2 skeleton; each block picks its own
 
 Fixed: the stem (3x3 conv, stride 2, 32 filters), the head (1x1 conv to 1280,
 pooling, classifier), each block's stride, and the rule that all layers of a
-block are identical (only the first has the block's stride).
+block are identical (only the first has the block's stride).  The head width
+and whether width scaling applies to stem and head are the target model's,
+not decisions of the space: ``validate`` checks only the stem's width.
 
 Per block this gives 4*2*2*2*3*3 = 288 choices (4*2*2*2*3*2 = 192 for the first and
 last block, whose base of one layer allows {1, 2}); the paper's 432 counts
@@ -36,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .genotype import STEM_FILTERS, BlockGene, Genotype
+from .genes import STEM_FILTERS, BlockGene
+from .genotype import Genotype
 
 #: (op, expand) pairs of the ConvOp decision, in encoding order.
 CONV_OPS: tuple[tuple[str, int], ...] = (("conv", 1), ("mbconv", 1), ("mbconv", 3), ("mbconv", 6))
@@ -141,6 +144,9 @@ class SearchSpace:
             raise TypeError(f"expected a Genotype, got {type(genotype).__name__}")
         if len(genotype.blocks) != len(self.blocks):
             raise ValueError(f"space {self.name!r} has {len(self.blocks)} blocks, the genotype has {len(genotype.blocks)}")
+        if genotype.frame.stem != self.stem:
+            raise ValueError(f"genotype stem {genotype.frame.stem} is not in space {self.name!r}; its stem is fixed "
+                             f"at {self.stem} (the head and the stem/head scaling belong to the target model)")
         for i, (block, choices) in enumerate(zip(genotype.blocks, self.blocks), start=1):
             checks = (
                 ("op/expand", (block.op, block.expand), choices.ops),

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import controllers
-from controllers import (Constraint, Controller, EvolutionSettings, InfeasibleConstraintError, RandomSearch,
-                         RegularizedEvolution, RLController, RLSettings, get_controller_class, list_controllers,
-                         make_controller, register_controller)
+from controllers import (Constraint, Controller, EvolutionSettings, InfeasibleConstraintError, ProposalSettings,
+                         RandomSearch, RegularizedEvolution, RLController, RLSettings, get_controller_class,
+                         list_controllers, make_controller, register_controller)
 from controllers.rl_policy import DecisionPolicy, from_plain, optimizer_from_plain, to_plain
 from search_spaces import Genotype, get_space
 
@@ -104,16 +104,82 @@ class TestConformance:
 
     def test_save_load_mid_run_continues_identically(self, name, space):
         a = build(name, space, seed=3)
+        rng = np.random.default_rng(11)
+        a.add_evaluated(space.sample(rng), 0.3)
         drive(a, space, 11, pending=3, failed_every=4)
         open_asks = [a.ask(), a.ask()]  # pending at save time
+        queued = [space.sample(rng) for _ in range(2)]
+        a.enqueue(queued)  # still queued at save time
         state = json.loads(json.dumps(a.state_dict()))  # plain data, JSON round trip
         b = build(name, space, seed=99)
         b.load_state_dict(state)
         assert b.num_pending == 2 and b.stats() == pytest.approx(a.stats(), nan_ok=True)
+        assert b.stats()["enqueued"] == 2 and b.stats()["evaluated_unique"] == 14 and b.stats()["added"] == 1
         for c in (a, b):
             for g in reversed(open_asks):
                 c.tell(g, toy_reward(space, g))
         assert drive(a, space, 12, pending=2) == drive(b, space, 12, pending=2)
+
+    def test_no_genotype_is_proposed_twice(self, name, space):
+        controller = build(name, space, seed=4)
+        proposals = drive(controller, space, 80, pending=3, failed_every=5)  # failed ones count as evaluated
+        assert len(proposals) == 82 and len(set(proposals)) == 82
+        stats = controller.stats()
+        assert stats["repeats"] == 0 and stats["evaluated_unique"] == 82
+
+    def test_warm_start_is_asked_first_and_once(self, name, space):
+        c = build(name, space, seed=2)
+        rng = np.random.default_rng(7)
+        known = [space.sample(rng) for _ in range(3)]
+        c.enqueue([known[0], known[1], known[0]])  # the duplicate is dropped
+        assert c.stats()["enqueued"] == 2
+        first, second = c.ask(), c.ask()
+        assert [first, second] == known[:2]
+        c.tell(second, 0.1)
+        c.tell(first, 0.9)
+        c.enqueue([known[0], known[2]])  # known[0] was evaluated: skipped, known[2] is next
+        assert c.ask() == known[2] and c.stats()["from_queue"] == 3 and c.stats()["enqueued"] == 0
+        assert c.best == (known[0], 0.9)
+        other = get_space("tiny" if space.name == "mnasnet" else "mnasnet").sample(rng)
+        with pytest.raises(ValueError, match=rf"enqueue: genotype #1 is not in search space '{space.name}'"):
+            c.enqueue([known[1], other])
+        with pytest.raises(TypeError, match="resolve_genotype"):
+            c.enqueue(["b0"])
+        assert c.stats()["enqueued"] == 0  # a failed enqueue adds nothing
+
+    def test_warm_start_meets_the_constraint(self, name, space):
+        def layers(g: Genotype) -> float:
+            return float(sum(b.layers for b in g.blocks))
+
+        lo = float(sum(c.base_layers for c in space.blocks))
+        c = build(name, space, constraint=Constraint(layers, lo=lo, hi=lo, max_tries=5000, unit="layers"))
+        rng = np.random.default_rng(0)
+        base = next(g for g in (space.sample(rng) for _ in range(1000)) if layers(g) != lo)
+        with pytest.raises(ValueError, match=rf"outside the constraint \[{lo:g}, {lo:g}\] layers"):
+            c.enqueue([base])
+
+    def test_add_evaluated_results_are_learned_and_never_proposed(self, name, space):
+        c = build(name, space, seed=1)
+        rng = np.random.default_rng(5)
+        known = [space.sample(rng) for _ in range(9)]
+        for g in known[:-1]:
+            c.add_evaluated(g, toy_reward(space, g))
+        c.add_evaluated(known[-1], math.nan)  # a failed result
+        stats = c.stats()
+        assert stats["added"] == 9 and stats["failed"] == 1 and stats["asked"] == stats["told"] == 0
+        assert c.best[1] == max(toy_reward(space, g) for g in known[:-1])
+        proposals = drive(c, space, 40, pending=2)
+        assert not set(proposals) & {g.to_string(space.stem) for g in known}
+        with pytest.raises(ValueError, match="add_evaluated: the genotype is not in search space"):
+            c.add_evaluated(get_space("tiny" if space.name == "mnasnet" else "mnasnet").sample(rng), 0.5)
+
+    def test_repeat_settings_are_typed(self, name, space):
+        with pytest.raises(ValueError, match="allow_repeats must be true or false"):
+            make_controller(name, space, settings={**FAST[name], "allow_repeats": "yes"})
+        with pytest.raises(ValueError, match="resample_tries must be an integer >= 1"):
+            make_controller(name, space, settings={**FAST[name], "resample_tries": 0})
+        c = make_controller(name, space, settings={**FAST[name], "allow_repeats": True})
+        assert c.settings.allow_repeats and isinstance(c.settings, ProposalSettings)
 
     def test_same_seed_same_sequence(self, name, space):
         runs = []
@@ -201,6 +267,11 @@ class TestConformance:
 # Base class, registry, constraint
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _RepeatSettings(ProposalSettings):
+    allow_repeats: bool = True
+
+
+@dataclass(frozen=True)
 class _NoSettings:
     pass
 
@@ -209,7 +280,7 @@ class _Repeater(Controller):
     """Proposes the same genotype every time; records the per-ask info of each tell."""
 
     name = "repeat"
-    settings_cls = _NoSettings
+    settings_cls = _RepeatSettings
 
     def __init__(self, space, seed=0, constraint=None, settings=None):
         super().__init__(space, seed, constraint, settings)
@@ -221,7 +292,7 @@ class _Repeater(Controller):
         return self.space.decode([0] * len(self.space.decision_sizes)), {"ask": self._count}
 
     def _observe(self, genotype, reward, info):
-        self.seen.append((info["ask"], reward))
+        self.seen.append((info.get("ask"), reward))
 
     def _core_state(self):
         return {"count": self._count}
@@ -242,6 +313,54 @@ def test_duplicate_asks_are_a_multiset_matched_oldest_first():
     with pytest.raises(ValueError, match="0 pending"):
         c.tell(g1, 0.2)
     assert c.best == (g1, 0.3)
+
+
+def test_repeats_are_resampled_then_a_neighbour_is_walked_to():
+    space = get_space("tiny")
+    c = _Repeater(space, settings=_RepeatSettings(allow_repeats=False, resample_tries=5))
+    g1 = c.ask()
+    g2 = c.ask()  # _propose repeats g1 five times; the walk finds an unseen neighbour
+    assert g2 != g1 and sum(x != y for x, y in zip(space.encode(g1), space.encode(g2))) == 1
+    stats = c.stats()
+    assert stats["resampled"] == 5 and stats["neighbours"] == 1 and stats["repeats"] == 0
+    c.tell(g2, 0.4)
+    assert c.seen == [(None, 0.4)]  # no per-ask info for a neighbour the controller did not propose
+
+
+def test_an_exhausted_space_gives_a_counted_repeat():
+    space = get_space("tiny")
+    full = Constraint(lambda g: float(space.encode(g) == [0] * len(space.decision_sizes)), lo=1, hi=1)
+    c = _Repeater(space, constraint=full, settings=_RepeatSettings(allow_repeats=False, resample_tries=3))
+    g1 = c.ask()
+    c.tell(g1, 0.5)
+    assert c.ask() == g1 and c.stats()["repeats"] == 1  # the only feasible genotype, proposed again
+
+
+def test_state_format_1_still_loads():
+    space = get_space("tiny")
+    a = build("evolution", space, seed=3)
+    drive(a, space, 6)
+    pending = a.ask()
+    state = a.state_dict()
+    state["format"] = 1
+    for key in ("evaluated", "queue", "proposals"):
+        del state[key]
+    for key in ("allow_repeats", "resample_tries"):
+        del state["settings"][key]
+    b = build("evolution", space)
+    b.load_state_dict(state)
+    assert b.num_pending == 1 and b.stats()["evaluated_unique"] == 0 and b.population == a.population
+    b.tell(pending, 0.2)
+    with pytest.raises(ValueError, match="reads formats 1, 2"):
+        b.load_state_dict({**state, "format": 7})
+
+
+def test_settings_must_derive_from_proposal_settings():
+    class Bare(_Repeater):
+        settings_cls = _NoSettings
+
+    with pytest.raises(TypeError, match="must derive from controllers.ProposalSettings"):
+        Bare(get_space("tiny"), settings=_NoSettings())
 
 
 def test_registry_is_strict():
@@ -520,3 +639,54 @@ def test_rl_update_runs_every_k_completed_trials():
         c.tell(g, None if i == 1 else toy_reward(space, g))
     assert c.stats()["updates"] == 2 and c.stats()["buffer"] == 3
     assert c.stats()["baseline"] == pytest.approx(c.state_dict()["core"]["baseline"])
+
+
+def test_rl_entropy_floor_keeps_proposals_new():
+    """Item 16 of issue 13: without the floor and the rule against repeats, RL re-proposed 92-98% of its last
+    proposals; on a reward with one optimum (the fastest collapse) the peer below shows it, the default not."""
+    space = get_space("mnasnet")
+
+    def run(**kw):
+        c = RLController(space, seed=0, settings=RLSettings(lr=0.02, update_every=8, **kw))
+        proposals = []
+        for _ in range(320):
+            g = c.ask()
+            proposals.append(g)
+            c.tell(g, toy_reward(space, g))
+        earlier = set(proposals[:160])
+        repeats = 0
+        for g in proposals[160:]:
+            repeats += g in earlier
+            earlier.add(g)
+        return c, proposals, repeats / 160
+
+    c, proposals, rate = run()
+    assert len(set(proposals)) == 320 and rate == 0.0 and c.stats()["repeats"] == 0
+    uniform = sum(math.log(n) for n in space.decision_sizes)
+    assert c.entropy_floor == pytest.approx(0.25 * uniform) and uniform == pytest.approx(38.83, abs=0.01)
+    assert c.stats()["entropy"] >= 0.95 * c.entropy_floor
+    collapsed, _, peer_rate = run(allow_repeats=True, min_entropy=0.0)
+    assert peer_rate > 0.75 and collapsed.stats()["entropy"] < 0.5
+
+
+def test_rl_add_evaluated_uses_the_current_policy_log_prob():
+    space = get_space("tiny")
+    c = RLController(space, seed=2, settings=RLSettings(update_every=100, hidden=16))
+    g = space.sample(np.random.default_rng(0))
+    c.add_evaluated(g, 0.7)
+    (decisions, logp, advantage), = c._buffer
+    with torch.no_grad():
+        now, _ = c.policy.evaluate(torch.tensor([space.encode(g)]))
+    assert decisions == space.encode(g) and logp == pytest.approx(float(now)) and advantage == 0.0
+    assert c.stats()["baseline"] == pytest.approx(0.7)
+
+
+def test_evolution_warm_start_from_added_results_skips_the_random_phase():
+    space = get_space("tiny")
+    c = RegularizedEvolution(space, seed=0, settings=EvolutionSettings(population=4, sample=2))
+    rng = np.random.default_rng(1)
+    for g in [space.sample(rng) for _ in range(4)]:
+        c.add_evaluated(g, toy_reward(space, g))
+    assert len(c.population) == 4
+    c.ask()
+    assert c.stats()["mutant_proposals"] == 1 and c.stats()["random_proposals"] == 0

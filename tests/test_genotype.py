@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,15 +39,53 @@ def test_tf_string_round_trip_random(random_genotypes):
 def test_tf_string_round_trip_with_other_stem(random_genotypes):
     for g in random_genotypes[:50]:
         text = g.to_string(stem=16)
-        assert text.startswith("r") and "_i16_" in text.split(BLOCK_SEPARATOR)[0]
-        assert Genotype.from_string(text, stem=16) == g
+        first, blocks = text.split(BLOCK_SEPARATOR)[0], text.split(BLOCK_SEPARATOR)[1:]
+        assert first == "stem16" and "_i16_" in blocks[0]
+        assert Genotype.from_string(text) == g.with_frame(stem=16)
+        # the bare block strings with the stem passed in
+        assert Genotype.from_string(blocks, stem=16) == g.with_frame(stem=16)
 
 
-def test_timm_round_trip_random(random_genotypes):
+def test_timm_round_trip_is_identity_or_error(random_genotypes):
+    """Property: every genotype exports to timm and back unchanged, or export raises naming block and reason."""
+    refused = 0
     for g in random_genotypes:
-        text = g.to_timm()
+        try:
+            text = g.to_timm()
+        except ValueError as err:
+            refused += 1
+            assert str(err).startswith("block ") and "\n" not in str(err)
+            index = int(str(err).split()[1].rstrip(":")) - 1
+            block = g.blocks[index]
+            assert block.op == "conv" and block.se > 0, (g.to_string(), err)  # the space's only inexpressible block
+            continue
         assert Genotype.from_timm(text) == g, text
-        assert Genotype.from_timm(g.to_timm_arch_def()[i][0] for i in range(len(g))) == g
+        assert Genotype.from_timm(g.to_timm_arch_def()) == g                 # the nested list timm takes
+        assert Genotype.from_timm(b[0] for b in g.to_timm_arch_def()) == g   # a flat list
+        assert Genotype.from_string(Genotype.from_timm(text).to_string()) == g
+    assert 0 < refused < len(random_genotypes)
+
+
+def test_timm_to_tf_round_trip_of_timm_strings():
+    """Property the other way: random timm strings (all four readable types) -> genotype -> TF -> timm."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        items, cin = [], 32
+        for _ in range(int(rng.integers(1, 6))):
+            kind = str(rng.choice(["ds", "ir", "ir1", "cn", "er"]))
+            c = int(rng.choice([8, 16, 24, 32]))
+            s = 1 if kind == "er" else int(rng.choice([1, 2]))
+            k = 3 if kind == "er" else int(rng.choice([3, 5, 7]))
+            se = "_se0.25" if kind in ("ds", "ir", "ir1") and rng.random() < 0.5 else ""
+            e = {"ds": "_e1", "ir": f"_e{int(rng.choice([3, 6]))}", "ir1": "_e1", "cn": "",
+                 "er": f"_e{int(rng.choice([2, 4]))}"}[kind]
+            flag = str(rng.choice(["", "_noskip"])) if kind != "cn" else str(rng.choice(["", "_skip"]))
+            items.append(f"{kind[:2]}_r{int(rng.integers(1, 4))}_k{k}_s{s}{e}_c{c}{se}{flag}")
+            cin = c
+        text = ",".join(items)
+        g = Genotype.from_timm(text)
+        assert Genotype.from_string(g.to_string()) == g, text
+        assert Genotype.from_timm(g.to_timm()) == g, text
 
 
 def test_dict_round_trip_random(random_genotypes):
@@ -70,11 +110,15 @@ def test_named_genotypes_match_reference_strings():
 
 
 def test_conv_op_forms():
-    g = Genotype((BlockGene(op="conv", kernel=5, stride=2, expand=1, se=0.25, skip=True, filters=24, layers=2),))
-    assert g.to_string() == "r2_k5_s22_e1_i32_o24_se0.25_c1"
-    assert g.to_timm() == "cn_r2_k5_s2_e1_c24_se0.25_skip"
+    g = Genotype((BlockGene(op="conv", kernel=5, stride=2, expand=1, se=0.0, skip=True, filters=24, layers=2),))
+    assert g.to_string() == "r2_k5_s22_e1_i32_o24_c2"
+    assert g.to_timm() == "cn_r2_k5_s2_c24_skip"
     assert Genotype.from_string(g.to_string()) == g
     assert Genotype.from_timm(g.to_timm()) == g
+    with_se = Genotype((dataclasses.replace(g.blocks[0], se=0.25),))
+    assert with_se.to_string() == "r2_k5_s22_e1_i32_o24_se0.25_c2"
+    with pytest.raises(ValueError, match="block 1: timm's cn .ConvBnAct. has no squeeze-excite"):
+        with_se.to_timm()
     # timm's cn default is no skip; ds/ir default is skip
     assert Genotype.from_timm("cn_r1_k3_s1_c16").blocks[0].skip is False
     assert Genotype.from_timm("ds_r1_k3_s1_c16").blocks[0].skip is True
@@ -130,8 +174,15 @@ GOOD = "r1_k3_s11_e1_i32_o16_se0.25"
     ("r1_k3_s00_e1_i32_o16", ["'s00'", "s11 or s22"]),
     (GOOD + ",r1_k3_s11_e1_i24_o16", ["block 2", "i24", "o16", "i16"]),              # broken channel chain
     ("r1_k3_s11_e1_i8_o16", ["block 1", "i8", "stem", "i32"]),                       # first block vs stem
-    (GOOD + "_c2", ["c2", "c0", "c1"]),                                              # conv type
-    ("r1_k3_s11_e6_i32_o16_c1", ["expand", "1"]),                                    # regular conv has no expansion
+    (GOOD + "_c4", ["c4", "c0", "c1", "c2", "c3"]),                                  # conv type
+    ("r1_k3_s11_e6_i32_o16_c2", ["expand", "1"]),                                    # regular conv has no expansion
+    ("r1_k3_s11_e6_i32_o16_c3", ["expand", "irpw", "mbconv"]),                       # irpw is expand 1 only
+    (GOOD + "_c1", ["c1", "squeeze-excite", "se0.25"]),                              # TF's c1 has no SE
+    ("stem16," + GOOD, ["block 1", "i32", "stem16"]),                                # stem item vs first block
+    ("stem8_x," + GOOD, ["stem8_x", "stem<N>_fixed"]),                               # bad stem item
+    (GOOD + ",head1280_down", ["head1280_down", "_up"]),                             # bad head item
+    (GOOD + ",head1280," + GOOD.replace("i32", "i16"), ["head", "last item"]),       # head item not last
+    ("stem16", ["at least one block"]),
     (GOOD + ",,", ["empty block", "','"]),                                           # empty block
     ("", ["empty block"]),
     (GOOD + ", ", ["empty block"]),

@@ -223,10 +223,17 @@ def test_measure_module_cpu_and_onnxruntime():
         assert m.repeats == 3 and 0 < m.min_ms <= m.median_ms < 1000
 
 
-def test_bf16_and_batch_are_measured():
+@pytest.mark.parametrize("backend, dtype, batch", [("cpu", "bf16", 4), ("cpu", "fp32", 3), ("onnxruntime", "fp32", 3)])
+def test_bf16_and_batch_are_measured(backend, dtype, batch):
+    """The module measured sees inputs of the settings' batch and dtype (ONNX Runtime, fp32 only: the
+    exported graph's, whose batch is fixed)."""
     spec = model_layers(_tiny(), TINY)[1]
-    m = measure_module(layer_module(spec), (spec.in_filters, 32, 32), _settings(dtype="bf16", batch=4))
+    module, seen = layer_module(spec), set()
+    module.register_forward_pre_hook(lambda _m, args: seen.add((int(args[0].shape[0]), args[0].dtype)))
+    m = measure_module(module, (spec.in_filters, 32, 32), _settings(backend=backend, dtype=dtype, batch=batch))
     assert m.median_ms > 0
+    want = torch.bfloat16 if dtype == "bf16" else torch.float32
+    assert seen == {(batch, want)}
 
 
 def test_cuda_target_says_why_without_a_gpu():

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from efficientnet import walk
 from nas.cli import main
 from nas.config import ConfigError, from_dict
 from nas.cost.target import TargetModel
@@ -65,8 +66,14 @@ def test_yaml_section_and_defaults():
         from_dict(ProxyConfig, {"evaluate_on": True}, "proxy")
     with pytest.raises(ValueError, match=r"proxy.cudnn_benchmark_limit must be >= 0"):
         ProxyConfig(cudnn_benchmark_limit=-1)
+    # What the defaults are for: a 32x32 input keeps a 2x2 map in the last stage of B0 (the stride-1 stem;
+    # EfficientNet's stride-2 stem shrinks it to 1x1), and accuracy is held-out accuracy, never the test split.
     default = ProxyConfig()
-    assert default.stem_stride == 1 and default.resolution == 32 and default.evaluate_on == "holdout"
+    last = walk(default.spec(named_genotype("b0"), 10).arch(), default.resolution)[-1]
+    assert last.in_size == 2
+    assert walk(replace(default, stem_stride=2).spec(named_genotype("b0"), 10).arch(), default.resolution)[-1] \
+        .in_size == 1
+    assert default.evaluate_on == "holdout"
 
 
 def test_unavailable_cuda_is_a_config_error():
@@ -273,12 +280,28 @@ def test_trial_reward_uses_target_cost_and_other_paths():
 
 
 @pytest.mark.training
-def test_bf16_autocast_path_runs_on_cpu():
-    """The GPU fast path's bf16 autocast, exercised on the CPU (one step of 32 images)."""
+@pytest.mark.parametrize("amp, dtype", [("on", torch.bfloat16), ("off", torch.float32)])
+def test_bf16_autocast_path_runs_on_cpu(monkeypatch, amp, dtype):
+    """The GPU fast path's bf16 autocast, exercised on the CPU (one step of 32 images): ``amp`` decides
+    the dtype every convolution computes in, in training and in evaluation."""
+    import nas.proxy.train
+    from efficientnet import build_model
+
+    seen = set()
+
+    def spied(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.register_forward_hook(lambda _m, _inp, out: seen.add((_m.training, out.dtype)))
+        return model
+
+    monkeypatch.setattr(nas.proxy.train, "build_model", spied)
     data = load_data(DataConfig(train_limit=32, holdout=32))
-    outcome = train_proxy(tiny_genotype(), replace(TINY, epochs=1, batch_size=32, amp="on"), data)
+    outcome = train_proxy(tiny_genotype(), replace(TINY, epochs=1, batch_size=32, amp=amp), data)
     assert outcome.status == "ok", outcome.reason
     assert math.isfinite(outcome.history[0]["loss"]) and 0.0 <= outcome.accuracy <= 1.0
+    assert seen == {(True, dtype), (False, dtype)}
 
 
 @pytest.mark.gpu

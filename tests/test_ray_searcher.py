@@ -15,6 +15,7 @@ pytestmark = pytest.mark.ray  # imports Ray (no cluster is started)
 def _searcher(**kw):
     from controllers.ray_searcher import ControllerSearcher  # imports Ray: not at collection
 
+    kw = {"metric": "reward", "mode": "max", **kw}
     return ControllerSearcher(make_controller("random", get_space("tiny"), seed=0), **kw)
 
 

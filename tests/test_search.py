@@ -103,7 +103,7 @@ def _count_peers(genotype, experiment, on_epoch):
             time.sleep(0.05)
     finally:
         me.unlink()
-    on_epoch({"epoch": 1, "accuracy": 0.1, "reward": 0.1, "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    on_epoch({"epoch": 0, "accuracy": 0.1, "reward": 0.1, "peak": peak, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
               "channels_last": experiment.proxy.channels_last})
     return TrialResult(genotype.to_string(), "ok", reward=0.1, accuracy=0.1, macs=1_000_000, params=1)
 

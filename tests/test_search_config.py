@@ -33,6 +33,10 @@ def test_shipped_experiments_load():
             from nas.supernet.config import SupernetExperiment
 
             from_dict(SupernetExperiment, raw)
+        elif "train" in raw:  # a full-recipe training file (nas train)
+            from nas.train.config import TrainExperiment
+
+            from_dict(TrainExperiment, raw)
         elif "grid" not in raw:  # scale-grid files are checked by their own tests
             from_dict(Experiment, raw)  # types and keys; cluster data paths need not exist here
     folder = shipped[0].parent

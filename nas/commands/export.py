@@ -4,7 +4,9 @@
 builds the model (random initial weights with BatchNorm statistics calibrated on
 one random batch, or ``--weights``), exports it with
 ``nas.export.export_onnx`` and, with ``--check``, runs the file in onnxruntime
-against the PyTorch outputs.
+against the PyTorch outputs.  Given a ``nas train`` run dir it exports the trained
+model: the architecture from ``model.yaml``, the weights from ``weights.pt`` (or
+``--weights`` naming another file or a checkpoint folder).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from efficientnet import COEFFICIENTS, build_model, count_spec, model_spec
 from nas.search.results import resolve_genotype_or_run
 from nas.export import (DEFAULT_OPSET, MAX_OPSET, calibrate_batchnorm, calibration_batch, check_opset,
                         check_output_path, compare_onnx, export_onnx, load_weights)
+from nas.train.checkpoint import is_train_run, load_trained
 
 from .common import add_num_classes, human, positive_float, positive_int, print_json
 
@@ -30,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Build a genotype at a width, depth and resolution and write it as ONNX "
                                    f"(opset >= {DEFAULT_OPSET}, dynamic batch, input 'input', output 'logits').")
     p.add_argument("genotype", metavar="GENOTYPE_OR_RUN_DIR",
-                   help="b0, mnasnet-a1, a block string, or a run directory (its best.yaml genotype)")
+                   help="b0, mnasnet-a1, a block string, a search run directory (its best.yaml genotype), or a "
+                        "`nas train` run directory (its model.yaml and trained weights.pt)")
     p.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
                    help="official coefficients (width, depth, resolution); default efficientnet-b0")
     p.add_argument("--width", type=positive_float, default=None, help="width multiplier (overrides --model)")
@@ -41,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {DEFAULT_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--weights", default=None, metavar="FILE",
-                   help="a torch.save'd state dict (or {'model': state dict}) to export instead of random weights")
+                   help="a torch.save'd state dict (or {'model': state dict}) to export instead of random weights; "
+                        "with a training run dir: another weights file or a checkpoint folder RUN_DIR/epoch_NNNN")
     p.add_argument("--check", action="store_true",
                    help="run the file in onnxruntime and compare with PyTorch "
                         f"(max abs diff <= {CHECK_TOLERANCE:g} x max(1, |logits|))")
@@ -52,17 +57,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_opset(args.opset)
     check_output_path(args.onnx)
-    genotype = resolve_genotype_or_run(args.genotype)
-    spec = model_spec(genotype, model=args.model, width=args.width, depth=args.depth, resolution=args.resolution,
-                      num_classes=args.num_classes)
-    model = build_model(spec)
     gen = torch.Generator().manual_seed(0)
-    calibration = torch.randn(calibration_batch(spec.resolution), 3, spec.resolution, spec.resolution, generator=gen)
+    if is_train_run(args.genotype):  # a `nas train` run dir: its model record and trained weights
+        given = [f"--{n.replace('_', '-')}" for n in ("model", "width", "depth", "resolution")
+                 if getattr(args, n) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: a training run dir fixes the model; drop the option(s)")
+        model, spec = load_trained(args.genotype, args.weights)
+        genotype = spec.genotype
+    else:
+        genotype = resolve_genotype_or_run(args.genotype)
+        spec = model_spec(genotype, model=args.model, width=args.width, depth=args.depth,
+                          resolution=args.resolution, num_classes=args.num_classes)
+        model = build_model(spec)
+        if args.weights:
+            load_weights(model, args.weights)
+        else:  # random weights: give BatchNorm real statistics so the outputs (and --check) are not ~1e-10
+            calibration = torch.randn(calibration_batch(spec.resolution), 3, spec.resolution, spec.resolution,
+                                      generator=gen)
+            calibrate_batchnorm(model, calibration)
     check_inputs = torch.randn(2, 3, spec.resolution, spec.resolution, generator=gen)
-    if args.weights:
-        load_weights(model, args.weights)
-    else:  # random weights: give BatchNorm real statistics so the outputs (and --check) are not ~1e-10
-        calibrate_batchnorm(model, calibration)
     path = export_onnx(model, args.onnx, spec.resolution, opset=args.opset)
     params, macs = count_spec(spec)
     info = {"onnx": str(path), "opset": args.opset, "input_shape": ["batch", 3, spec.resolution, spec.resolution],

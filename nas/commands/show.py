@@ -1,13 +1,21 @@
-"""``nas show``: the stage table, parameters and multiply-adds of a genotype."""
+"""``nas show``: the stage table, parameters and multiply-adds of a genotype.
+
+``--stem N``, ``--head N``, ``--stem-scaling scaled|fixed`` and
+``--head-scaling scaled|fixed|up`` override the genotype's frame (the same as
+the string items ``stem<N>[_fixed]`` / ``head<N>[_fixed|_up]``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from efficientnet import count_spec, walk
-from search_spaces import CONV_OP_NAMES, CONV_OPS
+from search_spaces import CONV_OP_NAMES, CONV_OPS, HEAD_SCALINGS, STEM_SCALINGS, ZOO
 
-from .common import add_model_options, human, print_json, print_table, spec_from_args
+from .common import add_model_options, human, positive_int, print_json, print_table, spec_from_args
+
+_OP_NAMES = {"nodw": "tf-c1", "irpw": "ir-pw"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +23,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Print the stage table (the paper's Table 1), parameters and "
                                    "multiply-adds of a genotype at a width, depth and resolution.")
     add_model_options(p)
+    add_frame_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def add_frame_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stem", type=positive_int, default=None, help="stem width at width 1.0 (default: the genotype's)")
+    p.add_argument("--head", type=positive_int, default=None, help="head width at width 1.0 (default: the genotype's)")
+    p.add_argument("--stem-scaling", choices=STEM_SCALINGS, default=None,
+                   help="whether --width scales the stem (default: the genotype's)")
+    p.add_argument("--head-scaling", choices=HEAD_SCALINGS, default=None,
+                   help="whether --width scales the head; up: only upwards (default: the genotype's)")
+
+
+def frame_changes(args: argparse.Namespace) -> dict:
+    names = ("stem", "head", "stem_scaling", "head_scaling")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def operator(op: str, expand: int) -> str:
+    if (op, expand) in CONV_OPS:
+        return CONV_OP_NAMES[CONV_OPS.index((op, expand))]
+    return f"{_OP_NAMES.get(op, op)}{'' if op == 'irpw' else f' e{expand}'}" if op in _OP_NAMES else f"{op}{expand}"
 
 
 def stage_rows(spec) -> list[dict]:
@@ -26,9 +55,9 @@ def stage_rows(spec) -> list[dict]:
              "out": arch.stem, "layers": 1, "stride": arch.stem_stride}]
     start = 1
     for i, stage in enumerate(arch.stages, start=1):
-        op = CONV_OP_NAMES[CONV_OPS.index((stage.op, stage.expand))] if (stage.op, stage.expand) in CONV_OPS \
-            else f"{stage.op}{stage.expand}"
-        rows.append({"stage": i, "operator": f"{op} k{stage.kernel}x{stage.kernel}", "resolution":
+        op = operator(stage.op, stage.expand)
+        kernel = 3 if stage.op == "nodw" else stage.kernel  # TF's c1: a 3x3 expansion whatever k says
+        rows.append({"stage": i, "operator": f"{op} k{kernel}x{kernel}", "resolution":
                      layers[start].in_size, "in": stage.in_filters, "out": stage.out_filters,
                      "layers": stage.layers, "stride": stage.stride, "se": stage.se, "skip": stage.skip})
         start += stage.layers
@@ -40,15 +69,29 @@ def stage_rows(spec) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
+    changes = frame_changes(args)
+    if changes:
+        spec = dataclasses.replace(spec, genotype=spec.genotype.with_frame(**changes))
     params, macs = count_spec(spec)
     rows = stage_rows(spec)
+    try:
+        timm, timm_error = spec.genotype.to_timm(), None
+    except ValueError as err:
+        timm, timm_error = None, str(err)
+    frame = spec.genotype.frame
+    entry = ZOO.get(args.genotype.strip())
     if args.json:
-        print_json({"genotype": spec.genotype.to_string(), "timm": spec.genotype.to_timm(), "width": spec.width,
-                    "depth": spec.depth, "resolution": spec.resolution, "num_classes": spec.num_classes,
-                    "params": params, "macs": macs, "stages": rows})
+        print_json({"genotype": spec.genotype.to_string(), "timm": timm, "timm_error": timm_error,
+                    "width": spec.width, "depth": spec.depth, "resolution": spec.resolution,
+                    "num_classes": spec.num_classes, "params": params, "macs": macs,
+                    "frame": dataclasses.asdict(frame), "activation": entry.activation if entry else None,
+                    "stages": rows})
         return 0
     print(f"genotype: {spec.genotype.to_string()}")
-    print(f"width {spec.width:g}  depth {spec.depth:g}  resolution {spec.resolution}  classes {spec.num_classes}")
+    print(f"timm: {timm}" if timm else f"timm: not expressible ({timm_error})")
+    print(f"width {spec.width:g}  depth {spec.depth:g}  resolution {spec.resolution}  classes {spec.num_classes}"
+          f"  stem {frame.stem} ({frame.stem_scaling})  head {frame.head} ({frame.head_scaling})"
+          + (f"  activation {entry.activation} ({entry.source})" if entry else ""))
     print_table(rows, ["stage", "operator", "resolution", "in", "out", "layers", "stride", "se", "skip"])
     print(f"params: {params:,} ({human(params)})   MACs: {macs:,} ({human(macs)})")
     return 0

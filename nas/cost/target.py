@@ -2,30 +2,51 @@
 
 MnasNet/EfficientNet compute the cost on the TARGET model (e.g. 224x224, 1000
 classes), never on the down-scaled proxy network, so every cost model takes a
-:class:`TargetModel`.  A leaf: it imports only ``efficientnet``.
+:class:`TargetModel`.  A leaf: it imports only ``efficientnet`` and ``search_spaces``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from efficientnet import ModelSpec, count_spec
 from efficientnet.stages import DEFAULT_RESOLUTION, NUM_CLASSES
-from search_spaces import Genotype
+from search_spaces import DEFAULT_FRAME, Frame, Genotype
 
 
 @dataclass(frozen=True)
 class TargetModel:
-    """The deployment model a cost is measured on (default: B0's, 224x224 and 1000 classes)."""
+    """The deployment model a cost is measured on (default: B0's, 224x224 and 1000 classes).
+
+    ``stem``, ``head``, ``stem_scaling`` (scaled | fixed) and ``head_scaling``
+    (scaled | fixed | up) override the genotype's frame (None: keep the
+    genotype's, by default a 32-filter stem and a 1280-filter head, both
+    scaled with ``width``), e.g. ``target: {head: 1280, head_scaling: fixed}``
+    for MnasNet's unscaled head.
+    """
 
     resolution: int = DEFAULT_RESOLUTION
     num_classes: int = NUM_CLASSES
     width: float = 1.0
     depth: float = 1.0
+    stem: int | None = None
+    head: int | None = None
+    stem_scaling: Literal["scaled", "fixed"] | None = None
+    head_scaling: Literal["scaled", "fixed", "up"] | None = None
+
+    def __post_init__(self) -> None:
+        Frame(**{**dataclasses.asdict(DEFAULT_FRAME), **self.frame_changes()})  # raises naming the field
+
+    def frame_changes(self) -> dict:
+        return {n: getattr(self, n) for n in ("stem", "head", "stem_scaling", "head_scaling")
+                if getattr(self, n) is not None}
 
     def spec(self, genotype: Genotype) -> ModelSpec:
-        return ModelSpec(genotype, width=self.width, depth=self.depth, resolution=self.resolution,
-                         num_classes=self.num_classes)
+        changes = self.frame_changes()
+        return ModelSpec(genotype.with_frame(**changes) if changes else genotype, width=self.width,
+                         depth=self.depth, resolution=self.resolution, num_classes=self.num_classes)
 
     def counts(self, genotype: Genotype) -> tuple[int, int]:
         """(params, MACs) of ``genotype`` on this target, analytically."""

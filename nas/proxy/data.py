@@ -39,6 +39,8 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from .source import Source
+
 log = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin"
@@ -143,18 +145,6 @@ class ProxyData:
                 "train": len(self.y_train), "holdout": len(self.y_holdout), "test": len(self.y_test)}
 
 
-@dataclass
-class _Source:
-    """A dataset before the split: labels known, training images fetched by index (lazily for files)."""
-
-    name: str
-    classes: tuple[str, ...]
-    y_train: np.ndarray
-    fetch_train: Callable[[np.ndarray], np.ndarray]
-    y_test: np.ndarray
-    fetch_test: Callable[[], np.ndarray]
-
-
 @lru_cache(maxsize=8)
 def load_data(cfg: DataConfig) -> ProxyData:
     """Load, split and cache a dataset: the same ``cfg`` returns the same object without reloading."""
@@ -210,7 +200,7 @@ def channel_stats(x: np.ndarray, max_images: int = 20000) -> tuple[tuple[float, 
 
 
 # -- readers --------------------------------------------------------------------------------------
-def _read(cfg: DataConfig) -> _Source:
+def _read(cfg: DataConfig) -> Source:
     if cfg.kind == "builtin":
         path = BUILTINS[cfg.builtin]
         return _from_arrays(f"builtin:{path.stem}", _read_npz(path), str(path))
@@ -221,10 +211,10 @@ def _read(cfg: DataConfig) -> _Source:
         return _from_arrays("cifar10", _read_cifar10(path), str(path))
     from .imagefolder import read_imagefolder
 
-    return _Source(*read_imagefolder(path, cfg.image_size, cfg.workers, cfg.cache_dir))
+    return read_imagefolder(path, cfg.image_size, cfg.workers, cfg.cache_dir)
 
 
-def _from_arrays(name: str, arrays: dict[str, np.ndarray], where: str) -> _Source:
+def _from_arrays(name: str, arrays: dict[str, np.ndarray], where: str) -> Source:
     x_train, y_train = _check_pair(arrays["x_train"], arrays["y_train"], where, "train")
     x_test, y_test = _check_pair(arrays["x_test"], arrays["y_test"], where, "test", allow_empty=True)
     if len(x_test) and x_test.shape[1:] != x_train.shape[1:]:
@@ -239,7 +229,7 @@ def _from_arrays(name: str, arrays: dict[str, np.ndarray], where: str) -> _Sourc
         if len(names) < num_classes:
             raise ValueError(f"{where}: 'classes' names {len(names)} classes but labels go up to "
                              f"{num_classes - 1}; list one name per class")
-    return _Source(name, names, y_train, lambda idx: np.ascontiguousarray(x_train[idx]), y_test,
+    return Source(name, names, y_train, lambda idx: np.ascontiguousarray(x_train[idx]), y_test,
                    lambda: x_test)
 
 

@@ -23,11 +23,11 @@ import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ..files import atomic_open
+from .source import Source
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +109,7 @@ def _cached(cache_dir: str | None, root: Path, size: int, files: list[Path], wor
     return arr
 
 
-class ImageFolder(NamedTuple):
-    """A class-folder dataset before the split: labels known, images decoded on demand."""
-
-    name: str
-    classes: tuple[str, ...]
-    y_train: np.ndarray
-    fetch_train: Callable[[np.ndarray], np.ndarray]
-    y_test: np.ndarray
-    fetch_test: Callable[[], np.ndarray]
-
-
-def read_imagefolder(path: Path, image_size: int, workers: int, cache_dir: str | None) -> ImageFolder:
+def read_imagefolder(path: Path, image_size: int, workers: int, cache_dir: str | None) -> Source:
     """The lazily decoded dataset under ``path`` (see the module docstring for the layout)."""
     if not path.is_dir():
         raise FileNotFoundError(f"image folder {str(path)!r} does not exist; expected ROOT/<class>/<image> "
@@ -146,5 +135,5 @@ def read_imagefolder(path: Path, image_size: int, workers: int, cache_dir: str |
 
     log.info("image folder %s: %d training images in %d classes, %d test images", path, len(files),
              len(classes), len(y_test))
-    return ImageFolder(f"imagefolder:{path.name}", tuple(classes), labels, fetch, y_test,
-                       lambda: _cached(cache_dir, path, size, test_files, workers))
+    return Source(f"imagefolder:{path.name}", tuple(classes), labels, fetch, y_test,
+                  lambda: _cached(cache_dir, path, size, test_files, workers))

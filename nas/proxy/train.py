@@ -129,62 +129,76 @@ def train_proxy(genotype: Genotype, cfg: ProxyConfig, data: ProxyData,
     return outcome
 
 
+class _Run:
+    """Everything one training run holds: the model on its device, data, batcher, optimizer, schedule."""
+
+    def __init__(self, spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.device,
+                 state: dict[str, Any]) -> None:
+        channels_last = use_channels_last(cfg, device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+            if cfg.cudnn_benchmark:
+                torch.backends.cudnn.benchmark_limit = cfg.cudnn_benchmark_limit
+        model = build_model(spec, drop_connect_rate=cfg.drop_connect, bn_momentum=cfg.bn_momentum)
+        if cfg.zero_init:
+            zero_init(model)
+        self.model = state["model"] = model.to(
+            device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        self.cfg = cfg
+        self.train = device_split(data, "train", device)
+        self.evaluation = device_split(data, cfg.evaluate_on, device)
+        self.batcher = Batcher(data, device, cfg.resolution, cfg.crop_padding, cfg.flip, channels_last)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(cfg.seed)
+        self.optimizer = state["optimizer"] = make_optimizer(
+            model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.betas, device)
+        self.device = device
+        self.n = len(self.train.y)
+        self.batch = min(cfg.batch_size, self.n)
+        self.steps = self.n // self.batch  # drop the last partial batch: static shapes
+        self.total = self.steps * cfg.epochs
+        self.warmup = min(self.total, round(cfg.warmup_epochs * self.steps))
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(cfg, device) else nullcontext()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.step = 0
+        self.lr = cfg.lr
+
+    def epoch(self) -> float:
+        """One epoch of SGD steps; returns the mean training loss (the one host synchronisation)."""
+        cfg, model = self.cfg, self.model
+        model.train()
+        order = torch.randperm(self.n, device=self.device, generator=self.generator)
+        loss_sum = torch.zeros((), device=self.device)
+        for i in range(self.steps):
+            self.lr = cfg.lr * lr_factor(self.step, self.total, self.warmup, cfg.schedule, cfg.final_lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+            idx = order[i * self.batch:(i + 1) * self.batch]
+            x = self.batcher.train_batch(self.train, idx, self.generator)
+            with self.autocast:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), self.train.y[idx], label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip, foreach=True)
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            self.step += 1
+        return float(loss_sum.item()) / self.steps
+
+
 def _train(spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.device,
            on_epoch: EpochCallback | None, state: dict[str, Any]) -> ProxyOutcome:
     state["stage"] = "build"
-    amp = use_amp(cfg, device)
-    channels_last = use_channels_last(cfg, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-        if cfg.cudnn_benchmark:
-            torch.backends.cudnn.benchmark_limit = cfg.cudnn_benchmark_limit
-    model = build_model(spec, drop_connect_rate=cfg.drop_connect, bn_momentum=cfg.bn_momentum)
-    if cfg.zero_init:
-        zero_init(model)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    state["model"] = model
-    train = device_split(data, "train", device)
-    evaluation = device_split(data, cfg.evaluate_on, device)
-    batcher = Batcher(data, device, cfg.resolution, cfg.crop_padding, cfg.flip, channels_last)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(cfg.seed)
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
-                               cfg.betas, device)
-    state["optimizer"] = optimizer
-    n = len(train.y)
-    batch = min(cfg.batch_size, n)
-    steps = n // batch  # drop the last partial batch: static shapes
-    total = steps * cfg.epochs
-    warmup = min(total, round(cfg.warmup_epochs * steps))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
-    params = [p for p in model.parameters() if p.requires_grad]
+    run = _Run(spec, cfg, data, device, state)
     history: list[dict[str, Any]] = []
     state["history"] = history
     train_s = eval_s = 0.0
-    step = 0
     for epoch in range(1, cfg.epochs + 1):
         state["stage"] = f"training (epoch {epoch})"
-        model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=generator)
-        loss_sum = torch.zeros((), device=device)
-        for i in range(steps):
-            factor = lr_factor(step, total, warmup, cfg.schedule, cfg.final_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * factor
-            idx = order[i * batch:(i + 1) * batch]
-            x = batcher.train_batch(train, idx, generator)
-            with autocast:
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), train.y[idx], label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
-            optimizer.step()
-            loss_sum += loss.detach()
-            step += 1
-        mean_loss = float(loss_sum.item()) / steps  # the one host synchronisation of the epoch
+        mean_loss = run.epoch()
         epoch_train_s = time.perf_counter() - start
         train_s += epoch_train_s
         state["epochs"] = epoch
@@ -193,11 +207,11 @@ def _train(spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.dev
                                 train_s=train_s, eval_s=eval_s, history=history)
         state["stage"] = f"evaluation (epoch {epoch})"
         start = time.perf_counter()
-        accuracy = evaluate(model, batcher, evaluation, cfg.eval_batch_size, autocast)
+        accuracy = evaluate(run.model, run.batcher, run.evaluation, cfg.eval_batch_size, run.autocast)
         epoch_eval_s = time.perf_counter() - start
         eval_s += epoch_eval_s
         metrics = {"epoch": epoch, "accuracy": accuracy, "loss": mean_loss,
-                   "images_per_s": steps * batch / epoch_train_s, "lr": cfg.lr * factor,
+                   "images_per_s": run.steps * run.batch / epoch_train_s, "lr": run.lr,
                    "train_s": epoch_train_s, "eval_s": epoch_eval_s}
         history.append(metrics)
         log.debug("epoch %d: loss %.4f, accuracy %.4f, %.0f images/s", epoch, mean_loss, accuracy,
@@ -211,7 +225,7 @@ def _train(spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.dev
                 break
     last = history[-1]
     return ProxyOutcome("ok", "", accuracy=last["accuracy"], epochs=last["epoch"], train_s=train_s,
-                        eval_s=eval_s, images_per_s=last["epoch"] * steps * batch / max(train_s, 1e-9),
+                        eval_s=eval_s, images_per_s=last["epoch"] * run.steps * run.batch / max(train_s, 1e-9),
                         history=history)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -20,9 +21,12 @@ from typing import Any, Iterable
 
 import yaml
 
-from search_spaces import Genotype, resolve_genotype
+from search_spaces import GRAMMAR_VERSION, Genotype, convert_legacy, resolve_genotype
 
 from ..files import atomic_open, atomic_write
+
+log = logging.getLogger(__name__)
+GRAMMAR_KEY = "grammar"  # genotype string grammar of a row / best.yaml; absent: grammar 1 (c1 = regular conv)
 
 TRIALS = "trials.jsonl"
 BEST = "best.yaml"
@@ -38,6 +42,7 @@ def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
     """Append one trial row and make it durable before returning."""
     path = Path(run_dir) / TRIALS
     path.parent.mkdir(parents=True, exist_ok=True)
+    row = {**row, GRAMMAR_KEY: GRAMMAR_VERSION}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, sort_keys=True) + "\n")
         f.flush()
@@ -58,8 +63,29 @@ def read_trials(run_dir: Path) -> list[dict[str, Any]]:
         if row.get("trial_id") in seen:
             continue
         seen.add(row.get("trial_id"))
-        rows.append(row)
+        rows.append(upgrade_row(row, path))
     return rows
+
+
+def upgrade_genotype(text: Any, grammar: Any, where: str) -> Any:
+    """``text`` in this grammar: a string written before grammar 2 has its ``c1`` (regular conv) read as ``c2``."""
+    if grammar is not None or not isinstance(text, (str, list)):
+        return text
+    new, changed = convert_legacy(text)
+    if changed:
+        log.warning("%s: written before genotype grammar %d, where c1 meant MnasNet's regular conv (now c2; c1 is "
+                    "TF's MBConvBlockWithoutDepthwise): read %d block(s) as c2. To convert the file, replace c1 by "
+                    "c2 in its genotypes and add '%s: %d'", where, GRAMMAR_VERSION, changed, GRAMMAR_KEY,
+                    GRAMMAR_VERSION)
+        return new
+    return text
+
+
+def upgrade_row(row: dict[str, Any], path: Path) -> dict[str, Any]:
+    if GRAMMAR_KEY in row or "genotype" not in row:
+        return row
+    return {**row, "genotype": upgrade_genotype(row["genotype"], None, f"{path} trial {row.get('trial_id')}"),
+            GRAMMAR_KEY: GRAMMAR_VERSION}
 
 
 def read_trial_ids(run_dir: Path) -> set[str]:
@@ -110,6 +136,7 @@ def load_run_genotype(path: str | Path) -> Genotype:
             or not text:
         raise ValueError(f"{file}: key 'genotype' must be a TF block string such as "
                          f"'r1_k3_s11_e1_i32_o16_se0.25,...', got {text!r}")
+    text = upgrade_genotype(text, data.get(GRAMMAR_KEY), str(file))
     try:
         return Genotype.from_string(text)
     except ValueError as err:
@@ -129,7 +156,11 @@ def resolve_genotype_or_run(text: str) -> Genotype:
 
 def write_best(run_dir: Path, row: dict[str, Any]) -> None:
     genotype = Genotype.from_string(row["genotype"])
-    doc = {"genotype": row["genotype"], "blocks": genotype.to_strings(), "timm": genotype.to_timm(),
+    try:
+        timm = genotype.to_timm()
+    except ValueError as err:  # not every genotype has a timm form; say why instead
+        timm = f"not expressible: {err}"
+    doc = {"genotype": row["genotype"], GRAMMAR_KEY: GRAMMAR_VERSION, "blocks": genotype.to_strings(), "timm": timm,
            "reward": row["reward"], "accuracy": row["accuracy"], "macs": row["macs"], "params": row["params"],
            "cost": row.get("cost"), "trial_id": row["trial_id"]}
     atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))

@@ -160,32 +160,6 @@ def load_trial_config(path: str | Path | None, overrides: list[str] | tuple[str,
     return from_dict(TrialConfig, sections)
 
 
-@dataclass(frozen=True)
-class TrialConfig:
-    """The sections of an experiment YAML that one trial uses (other top-level sections are ignored)."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    target: TargetModel = field(default_factory=TargetModel)
-
-
-def load_trial_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrialConfig:
-    """Read ``path`` (or the defaults), apply ``--set`` overrides, keep the trial sections, type-check."""
-    known = tuple(TrialConfig.__dataclass_fields__)
-    for item in overrides:
-        section = item.split("=", 1)[0].strip().split(".", 1)[0]
-        if section not in known:
-            raise ConfigError(f"--set {item!r}: unknown section {section!r}; a trial uses "
-                              f"{', '.join(known)} (e.g. --set proxy.epochs=3)")
-    raw = load_yaml(path) if path else {}
-    apply_overrides(raw, overrides)
-    sections = {f: raw.pop(f) for f in known if f in raw}
-    if raw:
-        log.info("ignoring sections not used by one trial: %s", ", ".join(map(str, raw)))
-    return from_dict(TrialConfig, sections)
-
-
 @lru_cache(maxsize=16)
 def _cost_model(objective: ObjectiveConfig, target: TargetModel) -> CostModel:
     return build_cost_model(objective.cost, target, objective.latency_table)

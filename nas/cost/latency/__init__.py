@@ -8,8 +8,8 @@
 * ``cost``: :class:`LatencyCost`, the ``latency`` cost of the MnasNet objective.
 """
 
-from .build import (build_table, calibrate, fit_calibration, measure_genotype, measure_genotypes, measure_layer,
-                    measure_layers, reference_genotypes, sample_genotypes, sampled_layers, space_layers)
+from .build import (build_table, calibrate, fit_calibration, measure_genotype, measure_genotypes, measure_layers,
+                    reference_genotypes, sample_genotypes, sampled_layers, space_layers)
 from .cost import LatencyCost
 from .lut import (FORMAT, VERSION, LatencyTable, MissingLayerError, TableModel, classifier_layer, describe_layer,
                   layer_module, model_layers)
@@ -21,7 +21,7 @@ __all__ = [
     "FORMAT", "VERSION", "LatencyCost", "LatencyTable", "Measurement", "MeasureSettings", "MissingLayerError",
     "TableModel", "ValidationReport", "ValidationRow", "build_table", "calibrate", "classifier_layer",
     "cpu_threads", "describe_layer", "describe_target", "fit_calibration", "layer_module",
-    "measure_genotype", "measure_genotypes", "measure_layer", "measure_layers", "measure_many",
+    "measure_genotype", "measure_genotypes", "measure_layers", "measure_many",
     "measure_module", "model_layers", "reference_genotypes", "prepare", "sample_genotypes", "sampled_layers",
     "space_layers", "spearman", "target_context", "validate_table", "validation_genotypes",
 ]

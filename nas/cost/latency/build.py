@@ -38,7 +38,7 @@ from search_spaces import BlockGene, Genotype, SearchSpace, named_genotype
 from ..target import TargetModel
 from .lut import LatencyTable, TableModel, layer_input_shape, layer_module, model_layers
 from .measure import Measurement, MeasureSettings
-from .targets import describe_target, measure_many, measure_module
+from .targets import describe_target, measure_many
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,6 @@ def sampled_layers(genotypes: list[Genotype], target: TargetModel) -> list[Layer
         for spec in model_layers(g, target):
             found.setdefault(spec.key(), spec)
     return list(found.values())
-
-
-def measure_layer(spec: LayerSpec, settings: MeasureSettings) -> Measurement:
-    """One layer, built by the model's own block classes, measured on ``settings``' target."""
-    return measure_module(layer_module(spec), layer_input_shape(spec), settings)
 
 
 class _Progress:

@@ -98,12 +98,3 @@ class LatencyCost:
         if self.path is not None:
             self.table.save(self.path)
         return self.table.calibrated(self.table.layer_sum(layers))
-
-    def breakdown(self, genotype: Genotype) -> list[tuple[str, float]]:
-        """(layer, ms) for every layer of ``genotype``'s model, uncalibrated table entries."""
-        from .lut import describe_layer
-
-        layers = model_layers(genotype, self.target)
-        self.table.layer_sum(layers)  # raises on a missing layer
-        stat = self.table.settings.statistic
-        return [(describe_layer(s.key()), self.table.entries[s.key()].value(stat)) for s in layers]

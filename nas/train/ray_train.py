@@ -1,0 +1,191 @@
+"""``nas train`` on Ray Train: a thin ``TorchTrainer`` around :func:`nas.train.loop.run_worker`.
+
+The one module of ``nas.train`` that imports Ray.  ``fit`` starts a local Ray
+(or joins ``address``), runs ``workers.count`` DDP workers (gloo on CPU, nccl
+on GPU; Ray Train sets up the process group) and blocks until they finish.
+Every epoch each worker hands its part of the checkpoint to ``ray.train.report``;
+Ray Train persists them into one folder ``<output.dir>/<output.name>/epoch_NNNN``
+and, when a later ``fit`` uses the same run dir, ``ray.train.get_checkpoint``
+returns the newest one: that is ``--resume``, after a clean stop or a kill -9
+alike.  On a multi-node cluster, ``output.dir`` (or ``output.storage``) and the
+data path must be visible at the same path on every node.
+
+A local Ray listens on 127.0.0.1 only: Ray 2.60 binds its gRPC servers to the
+node IP and takes the loopback address as the node IP when
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the single-machine mode it uses on
+macOS/Windows); ``fit`` sets it for the processes it starts (verified with
+``ss -ltn`` in tests/test_train_ray.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import ray
+import ray.train
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from nas.experiment import OutputConfig
+
+from . import checkpoint as ckpt
+from .config import WorkersConfig
+from .loop import TrainJob, run_worker
+
+log = logging.getLogger(__name__)
+
+_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+class TrainingFailed(RuntimeError):
+    """A worker raised or died: the message is the first line of its error."""
+
+
+class _RaySession:
+    """The loop's :class:`~nas.train.loop.Session` inside a Ray Train worker."""
+
+    def __init__(self) -> None:
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    @contextlib.contextmanager
+    def latest_checkpoint(self) -> Iterator[str | None]:
+        found = ray.train.get_checkpoint()
+        if found is None:
+            yield None
+            return
+        with found.as_directory() as folder:
+            yield folder
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        if checkpoint_dir is None:
+            ray.train.report(metrics)
+            return
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir),
+                         checkpoint_dir_name=ckpt.epoch_dir_name(int(metrics["epoch"])))
+
+
+def _train_fn(config: dict) -> None:
+    run_worker(config["job"], _RaySession())
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int | None = None, address: str | None = None) -> Iterator[bool]:
+    """Join ``address``, reuse a running Ray, or start a local one on 127.0.0.1; yields whether we started it."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        yield False
+        return
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        from ray._private import ray_constants
+
+        saved = os.environ.get(_LOCAL_ONLY), ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[_LOCAL_ONLY] = "0"  # inherited by the GCS, raylet and workers started now
+        ray_constants.ENABLE_RAY_CLUSTER = False  # this (already imported) driver: node IP = 127.0.0.1
+        try:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                     log_to_driver=False)
+        finally:
+            if saved[0] is None:
+                os.environ.pop(_LOCAL_ONLY, None)
+            else:
+                os.environ[_LOCAL_ONLY] = saved[0]
+            ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+class _Progress(threading.Thread):
+    """Polls rank 0's ``metrics.jsonl`` and calls ``on_epoch`` once per new epoch line."""
+
+    def __init__(self, path: Path, on_epoch: Callable[[dict], None]) -> None:
+        super().__init__(daemon=True, name="nas-train-progress")
+        self.path = path
+        self.on_epoch = on_epoch
+        self.seen = {m["epoch"] for m in self._read()}
+        self.stop = threading.Event()
+
+    def _read(self) -> list[dict]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written
+                break
+        return out
+
+    def poll(self) -> None:
+        for metrics in self._read():
+            if metrics["epoch"] not in self.seen:
+                self.seen.add(metrics["epoch"])
+                self.on_epoch(metrics)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.poll()
+
+
+def fit(job: TrainJob, workers: WorkersConfig, output: OutputConfig, address: str | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Train ``job`` on ``workers.count`` Ray Train workers; resumes from the run dir's newest checkpoint.
+
+    Returns the final metrics that rank 0 wrote to ``result.json`` (test accuracy, which weights were saved).
+    """
+    run_dir = Path(job.run_dir)
+    storage = output.storage or output.dir
+    with local_ray(workers.num_cpus, address):
+        gpu = workers.gpu == "on" or (workers.gpu == "auto" and ray.cluster_resources().get("GPU", 0) >= 1)
+        if gpu and workers.gpu == "on" and ray.cluster_resources().get("GPU", 0) < workers.count:
+            raise ValueError(f"workers.gpu=on needs {workers.count} GPUs, the Ray cluster has "
+                             f"{ray.cluster_resources().get('GPU', 0):g}; lower workers.count or set gpu: auto")
+        trainer = TorchTrainer(
+            _train_fn, train_loop_config={"job": job},
+            scaling_config=ScalingConfig(num_workers=workers.count, use_gpu=gpu,
+                                         resources_per_worker={"CPU": workers.cpus}),
+            run_config=RunConfig(name=output.name, storage_path=storage,
+                                 checkpoint_config=CheckpointConfig(num_to_keep=job.train.keep_checkpoints),
+                                 failure_config=FailureConfig(max_failures=workers.max_failures)))
+        progress = _Progress(run_dir / ckpt.METRICS, on_epoch) if on_epoch else None
+        if progress:
+            progress.start()
+        try:
+            trainer.fit()
+        except ray.train.TrainingFailedError as err:
+            raise TrainingFailed(f"training failed: {_first_line(err)}") from None
+        finally:
+            if progress:
+                progress.stop.set()
+                progress.join()
+                progress.poll()
+    return json.loads((run_dir / ckpt.RESULT).read_text(encoding="utf-8"))
+
+
+def _first_line(err: BaseException) -> str:
+    """The innermost worker error of a Ray Train failure, as one line."""
+    cause = err
+    for attr in ("worker_failures", "controller_failure"):
+        found = getattr(err, attr, None)
+        if isinstance(found, dict) and found:
+            cause = next(iter(found.values()))
+        elif isinstance(found, BaseException):
+            cause = found
+    lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
+    tail = [ln for ln in lines if ln[:1] != " " and ("Error" in ln or "error" in ln)]
+    return (tail[-1] if tail else lines[-1] if lines else type(cause).__name__)[:500]
