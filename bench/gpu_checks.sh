@@ -6,6 +6,7 @@
 #   mkdir -p data && cp /path/to/cifar10_small.npz data/
 #   OUT=gpu_out bash bench/gpu_checks.sh                 # the proxy checks (~6 minutes on an H200)
 #   OUT=gpu_out bash bench/gpu_checks.sh model_speed interop latency_cuda train_speed
+#   OUT=gpu_out bash bench/gpu_checks.sh fidelity        # the supernet (issue 14), ~5 minutes
 # Each step writes its log under $OUT as it goes, so a step that runs long costs only itself.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/.device_py${PYTHONPATH:+:$PYTHONPATH}"
@@ -33,6 +34,12 @@ efficiency() {  # Issue 3: fraction of a 5-epoch trial spent in training steps.
 quality() {  # Issue 3: Spearman rho of 4-epoch proxy vs 16-epoch training, 12 genotypes, 4 packed processes.
   step quality 210 $PY bench/proxy_quality.py --genotypes 12 --workers 4 --data "$DATA" --set proxy.epochs=4 \
     --set proxy.warmup_epochs=1
+}
+fidelity() {  # Issue 14: supernet vs standalone ranking (Kendall tau, Spearman rho, MACs peer), 24 genotypes,
+  # 4 standalone processes packed on the GPU beside the supernet's training; then the speed ratios.
+  step fidelity 300 $PY bench/supernet_fidelity.py --config experiments/supernet_gpu.yaml --data "$DATA" \
+    --workers 4 --set proxy.channels_last=on --set output.dir="$OUT/runs" --json "$OUT/fidelity.json"
+  step supernet_speed 60 $PY bench/supernet_speed.py --config experiments/supernet_gpu.yaml --data "$DATA"
 }
 model_speed() {  # Issue 2: our B0 train/inference throughput against torchvision and timm, eager and compiled.
   step model_speed 120 $PY bench/model_speed.py --gpu-only --gpu-steps 15 --gpu-warmup 4

@@ -46,9 +46,9 @@ def main() -> None:
 
     import torch
 
-    from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-    from nas.proxy.data import load_data
+    from efficientnet.supernet import Supernet
     from nas.proxy.config import resolve_device, use_amp, use_channels_last
+    from nas.proxy.data import load_data
     from nas.proxy.ops import Batcher, device_split, make_optimizer
     from nas.supernet import PathScorer, load_supernet, load_supernet_experiment
     from nas.supernet.config import arch_options
@@ -113,7 +113,7 @@ def main() -> None:
                       layout == torch.channels_last)
     gen = torch.Generator(device=device).manual_seed(0)
     batch = min(cfg.batch_size, len(train.y))
-    big, small = largest_genotype(space), smallest_genotype(space)
+    big, small = net.largest(), net.smallest()
 
     def batches(k: int):
         for _ in range(k):

@@ -50,75 +50,110 @@ SUPPORTED_OPS = ("mbconv", "conv")
 _PLAN_CACHE = 4096
 
 
-class SuperLayer(nn.Module):
-    """One layer position: the largest MBConv (expand, depthwise, SE, project) and the regular conv.
+class _MBConvWeights(nn.Module):
+    """The largest MBConv of a position: [1x1 expand], kxk depthwise, SE, 1x1 projection, each with BN."""
 
-    ``forward(x, spec)`` runs the :class:`LayerSpec` of a path on the shared weights.
-    """
-
-    def __init__(self, max_in: int, max_out: int, stride: int, expands: tuple[int, ...], has_conv: bool,
-                 kernels: tuple[int, ...], se_ratios: tuple[float, ...], norms: Norms,
-                 kernel_transform: bool = False) -> None:
+    def __init__(self, max_in: int, mid: int, max_out: int, stride: int, kernels: tuple[int, ...], squeeze: int,
+                 norms: Norms, kernel_transform: bool, expand: bool) -> None:
         super().__init__()
-        self.stride = stride
-        kernel = max(kernels)
-        max_se = max(se_ratios)
-        squeeze = max(1, int(max_in * max_se)) if max_se > 0 else 0  # LayerSpec.se_filters of the largest
 
         def bn(c: int) -> DynamicBatchNorm2d:
             return DynamicBatchNorm2d(c, eps=norms.eps, momentum=norms.momentum)
 
-        self.expand_conv = self.expand_bn = self.dw = self.dw_bn = self.se = self.project = self.project_bn = None
-        if expands:
-            mid = max_in * max(expands)
-            if max(expands) > 1:
-                self.expand_conv, self.expand_bn = DynamicConv2d(max_in, mid, 1), bn(mid)
-            self.dw = DynamicConv2d(mid, mid, kernel, stride, depthwise=True, kernels=kernels,
-                                    kernel_transform=kernel_transform)
-            self.dw_bn = bn(mid)
-            self.se = DynamicSqueezeExcite(mid, squeeze) if squeeze else None
-            self.project, self.project_bn = DynamicConv2d(mid, max_out, 1), bn(max_out)
-        self.conv = self.conv_bn = self.conv_se = None
-        if has_conv:
-            self.conv = DynamicConv2d(max_in, max_out, kernel, stride, kernels=kernels,
-                                      kernel_transform=kernel_transform)
-            self.conv_bn = bn(max_out)
-            self.conv_se = DynamicSqueezeExcite(max_out, squeeze) if squeeze else None
+        self.expand_conv, self.expand_bn = (DynamicConv2d(max_in, mid, 1), bn(mid)) if expand else (None, None)
+        self.dw = DynamicConv2d(mid, mid, max(kernels), stride, depthwise=True, kernels=kernels,
+                                kernel_transform=kernel_transform)
+        self.dw_bn = bn(mid)
+        self.se = DynamicSqueezeExcite(mid, squeeze) if squeeze else None
+        self.project, self.project_bn = DynamicConv2d(mid, max_out, 1), bn(max_out)
 
     def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
-        if spec.kind == "mbconv":
-            out = x
-            if spec.expand != 1:
-                out = F.silu(self.expand_bn(self.expand_conv(x, spec.mid_filters)))
-            out = F.silu(self.dw_bn(self.dw(out, kernel=spec.kernel)))
-            if spec.se > 0:
-                out = self.se(out, spec.se_filters)
-            out = self.project_bn(self.project(out, spec.out_filters))
-        else:
-            out = F.silu(self.conv_bn(self.conv(x, spec.out_filters, spec.kernel)))
-            if spec.se > 0:
-                out = self.conv_se(out, spec.se_filters)
+        out = x
+        if spec.expand != 1:
+            out = F.silu(self.expand_bn(self.expand_conv(x, spec.mid_filters)))
+        out = F.silu(self.dw_bn(self.dw(out, kernel=spec.kernel)))
+        if spec.se > 0:
+            out = self.se(out, spec.se_filters)
+        return self.project_bn(self.project(out, spec.out_filters))
+
+    def export_into(self, block: Block, spec: LayerSpec) -> None:
+        cin, mid, cout = spec.in_filters, spec.mid_filters, spec.out_filters
+        if spec.expand != 1:
+            copy_conv(block.expand[0], self.expand_conv, cin, mid, 1)
+            copy_bn(block.expand[1], self.expand_bn)
+        copy_conv(block.conv[0], self.dw, mid, mid, spec.kernel)
+        copy_bn(block.conv[1], self.dw_bn)
+        copy_conv(block.project[0], self.project, mid, cout, 1)
+        copy_bn(block.project[1], self.project_bn)
+        if spec.se > 0:
+            copy_conv(block.se.reduce, self.se.reduce, mid, spec.se_filters, 1)
+            copy_conv(block.se.expand, self.se.expand, spec.se_filters, mid, 1)
+
+
+class _ConvWeights(nn.Module):
+    """MnasNet's regular kxk conv of a position (+ SE on its output), with BN."""
+
+    def __init__(self, max_in: int, max_out: int, stride: int, kernels: tuple[int, ...], squeeze: int,
+                 norms: Norms, kernel_transform: bool) -> None:
+        super().__init__()
+        self.conv = DynamicConv2d(max_in, max_out, max(kernels), stride, kernels=kernels,
+                                  kernel_transform=kernel_transform)
+        self.bn = DynamicBatchNorm2d(max_out, eps=norms.eps, momentum=norms.momentum)
+        self.se = DynamicSqueezeExcite(max_out, squeeze) if squeeze else None
+
+    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
+        out = F.silu(self.bn(self.conv(x, spec.out_filters, spec.kernel)))
+        return self.se(out, spec.se_filters) if spec.se > 0 else out
+
+    def export_into(self, block: Block, spec: LayerSpec) -> None:
+        copy_conv(block.conv[0], self.conv, spec.in_filters, spec.out_filters, spec.kernel)
+        copy_bn(block.conv[1], self.bn)
+        if spec.se > 0:
+            copy_conv(block.se.reduce, self.se.reduce, spec.out_filters, spec.se_filters, 1)
+            copy_conv(block.se.expand, self.se.expand, spec.se_filters, spec.out_filters, 1)
+
+
+class SuperLayer(nn.Module):
+    """One layer position: its choice blocks, each holding the largest weights of its kind.
+
+    * ``mbconv``: MBConv with expansion > 1 (leading-channel slices: elastic width and expansion);
+    * ``sepconv``: MBConv with expansion 1 (no expansion conv; its depthwise runs on the block's
+      input, not on expanded features): weights of its own unless ``share_sepconv``, when it
+      takes the leading channels of ``mbconv``'s depthwise and projection;
+    * ``conv``: the regular conv, weights of its own.
+
+    ``forward(x, spec)`` runs the :class:`LayerSpec` of a path on the weights of its kind.
+    """
+
+    def __init__(self, max_in: int, max_out: int, stride: int, expands: tuple[int, ...], has_conv: bool,
+                 kernels: tuple[int, ...], se_ratios: tuple[float, ...], norms: Norms,
+                 kernel_transform: bool = False, share_sepconv: bool = False) -> None:
+        super().__init__()
+        self.stride = stride
+        max_se = max(se_ratios)
+        squeeze = max(1, int(max_in * max_se)) if max_se > 0 else 0  # LayerSpec.se_filters of the largest
+        wide = [e for e in expands if e > 1]
+        self.mbconv = _MBConvWeights(max_in, max_in * max(expands), max_out, stride, kernels, squeeze, norms,
+                                     kernel_transform, expand=True) if wide else None
+        self.sepconv = None
+        if 1 in expands and not (share_sepconv and wide):
+            self.sepconv = _MBConvWeights(max_in, max_in, max_out, stride, kernels, squeeze, norms, kernel_transform,
+                                          expand=False)
+        self.conv = _ConvWeights(max_in, max_out, stride, kernels, squeeze, norms, kernel_transform) \
+            if has_conv else None
+
+    def weights_for(self, spec: LayerSpec) -> nn.Module:
+        if spec.kind == "conv":
+            return self.conv
+        return self.sepconv if spec.expand == 1 and self.sepconv is not None else self.mbconv
+
+    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
+        out = self.weights_for(spec)(x, spec)
         return out + x if spec.residual else out
 
     def export_into(self, block: Block, spec: LayerSpec) -> None:
         """Copy the path's weights of this position into the standalone ``block`` built from ``spec``."""
-        cin, mid, cout = spec.in_filters, spec.mid_filters, spec.out_filters
-        if spec.kind == "mbconv":
-            if spec.expand != 1:
-                copy_conv(block.expand[0], self.expand_conv, cin, mid, 1)
-                copy_bn(block.expand[1], self.expand_bn)
-            copy_conv(block.conv[0], self.dw, mid, mid, spec.kernel)
-            copy_bn(block.conv[1], self.dw_bn)
-            se = self.se
-            copy_conv(block.project[0], self.project, mid, cout, 1)
-            copy_bn(block.project[1], self.project_bn)
-        else:
-            copy_conv(block.conv[0], self.conv, cin, cout, spec.kernel)
-            copy_bn(block.conv[1], self.conv_bn)
-            se = self.conv_se
-        if spec.se > 0:
-            copy_conv(block.se.reduce, se.reduce, mid, spec.se_filters, 1)
-            copy_conv(block.se.expand, se.expand, spec.se_filters, mid, 1)
+        self.weights_for(spec).export_into(block, spec)
 
 
 class _Plan(NamedTuple):
@@ -136,7 +171,7 @@ class Supernet(nn.Module):
 
     def __init__(self, space: SearchSpace, width: float = 1.0, depth: float = 1.0, resolution: int = 224,
                  stem_stride: int = 2, num_classes: int = 1000, dropout: float = 0.0, bn_eps: float = 1e-3,
-                 bn_momentum: float = 0.1, kernel_transform: bool = False) -> None:
+                 bn_momentum: float = 0.1, kernel_transform: bool = False, share_sepconv: bool = False) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -145,7 +180,7 @@ class Supernet(nn.Module):
         self.space = space
         self.options = dict(width=width, depth=depth, resolution=resolution, stem_stride=stem_stride,
                             num_classes=num_classes, dropout=dropout, bn_eps=bn_eps, bn_momentum=bn_momentum,
-                            kernel_transform=kernel_transform)
+                            kernel_transform=kernel_transform, share_sepconv=share_sepconv)
         norms = Norms(bn_eps, bn_momentum)
         self._norms = norms
         for b, choices in enumerate(space.blocks, start=1):
@@ -166,7 +201,7 @@ class Supernet(nn.Module):
             for i in range(depth_max):
                 block.append(SuperLayer(max_in if i == 0 else max_out, max_out, choices.stride if i == 0 else 1,
                                         expands, ("conv", 1) in ops, tuple(choices.kernels), tuple(choices.se),
-                                        norms, kernel_transform))
+                                        norms, kernel_transform, share_sepconv))
             self.layers.append(block)
             max_in = max_out
         self.head = DynamicConv2d(max_in, probe.head, 1)
@@ -188,6 +223,15 @@ class Supernet(nn.Module):
     def validate(self, genotype: Genotype) -> None:
         """ValueError/TypeError naming the block and field when ``genotype`` is not a path of the space."""
         self.space.validate(genotype)
+
+    def largest(self) -> Genotype:
+        """The sandwich's largest path (:func:`largest_genotype`)."""
+        return largest_genotype(self.space)
+
+    def smallest(self) -> Genotype:
+        """The sandwich's smallest path of the SHARED weights: with sepconv weights of their own, the
+        smallest MBConv expansion above 1 (the extremes bound what the leading slices share)."""
+        return smallest_genotype(self.space, wide_only=not self.options["share_sepconv"])
 
     def _plan(self, genotype: Genotype) -> _Plan:
         plan = self._plans.get(genotype)
@@ -262,23 +306,21 @@ class Supernet(nn.Module):
             self.train(was_training)
 
     def zero_init(self) -> None:
-        """Zero the classifier and the projection BN scale of positions after a block's first layer.
+        """Zero the classifier (Goyal et al. 2017): every path starts at loss ln(classes).
 
-        The standalone proxy's ``zero_init`` (Goyal et al. 2017) zeroes the last BN of residual
-        blocks; here the positions that are residual on every path with the skip on.
+        Unlike the standalone proxy's ``zero_init``, no projection BN scale is zeroed: it is shared
+        by the skip and the noskip paths of its position, and a zero scale cuts every noskip path
+        (measured: a noskip-heavy genotype trained alone through the supernet stayed at chance).
         """
         nn.init.zeros_(self.classifier.weight)
         nn.init.zeros_(self.classifier.bias)
-        for block in self.layers:
-            for layer in list(block)[1:]:
-                if layer.project_bn is not None:
-                    nn.init.zeros_(layer.project_bn.weight)
 
 
-def _extreme(space: SearchSpace, pick) -> Genotype:
+def _extreme(space: SearchSpace, pick, wide_only: bool = False) -> Genotype:
     blocks = []
     for choices in space.blocks:
         mb = [pair for pair in choices.ops if pair[0] == "mbconv"]
+        mb = [pair for pair in mb if pair[1] > 1] or mb if wide_only else mb
         op, expand = pick(mb, key=lambda p: p[1]) if mb else choices.ops[0]
         blocks.append(BlockGene(op=op, kernel=pick(choices.kernels), stride=choices.stride, expand=expand,
                                 se=pick(choices.se), skip=True if True in choices.skip else choices.skip[0],
@@ -291,9 +333,10 @@ def largest_genotype(space: SearchSpace) -> Genotype:
     return _extreme(space, max)
 
 
-def smallest_genotype(space: SearchSpace) -> Genotype:
-    """The sandwich rule's smallest path: smallest MBConv expansion, kernel, SE, filters, layers; skip on."""
-    return _extreme(space, min)
+def smallest_genotype(space: SearchSpace, wide_only: bool = False) -> Genotype:
+    """The smallest path: smallest MBConv expansion (``wide_only``: the smallest above 1), kernel, SE,
+    filters, layers; skip on."""
+    return _extreme(space, min, wide_only)
 
 
 __all__ = ["SUPPORTED_OPS", "SuperLayer", "Supernet", "largest_genotype", "smallest_genotype"]

@@ -72,9 +72,13 @@ def test_largest_path_uses_whole_tensors_and_extremes_are_in_space():
     assert space.contains(big) and space.contains(small)
     assert count_spec(net.spec(small))[1] < count_spec(net.spec(big))[1]
     for layer, spec in net._plan(big).layers:
-        assert spec.kernel == layer.dw.max_kernel
-        assert layer.project.weight_for(spec.mid_filters, spec.out_filters, 1).shape == layer.project.weight.shape
-        assert layer.dw.weight_for(spec.mid_filters, spec.mid_filters, spec.kernel).shape == layer.dw.weight.shape
+        w = layer.mbconv
+        assert spec.kernel == w.dw.max_kernel
+        assert w.project.weight_for(spec.mid_filters, spec.out_filters, 1).shape == w.project.weight.shape
+        assert w.dw.weight_for(spec.mid_filters, spec.mid_filters, spec.kernel).shape == w.dw.weight.shape
+    # the sandwich's smallest path bounds the SHARED MBConv weights (expansion 3); sepconv has its own
+    assert {b.expand for b in net.smallest().blocks} == {3} and net.largest() == big
+    assert {b.expand for b in Supernet(space, share_sepconv=True, **QUICK).smallest().blocks} == {1}
 
 
 def test_not_a_path_is_rejected_with_the_field():
@@ -89,12 +93,12 @@ def test_not_a_path_is_rejected_with_the_field():
         Supernet(odd, **TINY)
 
 
-@pytest.mark.parametrize("kernel_transform", [False, True])
+@pytest.mark.parametrize("kernel_transform, share_sepconv", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("space_name, size", [("tiny", TINY), ("mnasnet", QUICK)])
-def test_extraction_is_exact(space_name, size, kernel_transform):
+def test_extraction_is_exact(space_name, size, kernel_transform, share_sepconv):
     space = get_space(space_name)
     torch.manual_seed(1)
-    net = _perturbed(Supernet(space, kernel_transform=kernel_transform, **size)).eval()
+    net = _perturbed(Supernet(space, kernel_transform=kernel_transform, share_sepconv=share_sepconv, **size)).eval()
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     for g in _genotypes(space, 6, seed=3):
         model = net.extract(g).eval()
@@ -178,8 +182,9 @@ def test_recalibration_changes_bn_statistics_and_nothing_else(quick_net):
     torch.testing.assert_close(first_bn.running_var, var, rtol=1e-4, atol=1e-5)
     # channels the path does not use keep their statistics
     layer, spec = net._plan(g).layers[-1]
-    unused = net.layers[-1][0].project_bn.running_mean[spec.out_filters:]
-    key = [n for n, b in net.named_buffers() if b is net.layers[-1][0].project_bn.running_mean][0]
+    bn = net.layers[-1][0].weights_for(spec).project_bn
+    unused = bn.running_mean[spec.out_filters:]
+    key = [n for n, b in net.named_buffers() if b is bn.running_mean][0]
     assert unused.numel() > 0 and torch.equal(unused, buffers[key][spec.out_filters:])
     # recalibration is a function of the batches only: a second call gives the same statistics
     first = {n: b.clone() for n, b in net.named_buffers()}
@@ -187,3 +192,23 @@ def test_recalibration_changes_bn_statistics_and_nothing_else(quick_net):
     for n, b in net.named_buffers():
         if not n.endswith("num_batches_tracked"):
             torch.testing.assert_close(b, first[n], rtol=1e-5, atol=1e-6)
+
+
+def test_zero_init_leaves_every_path_trainable():
+    """A zeroed classifier is fine; a zeroed shared projection BN would cut the noskip paths (no gradient
+    reaches the layers before it).  After one step every path's stem gets a gradient."""
+    space = get_space("tiny")
+    torch.manual_seed(0)
+    net = Supernet(space, **TINY)
+    net.zero_init()
+    assert not net.classifier.weight.any()
+    noskip = Genotype(tuple(BlockGene(op="mbconv", kernel=3, stride=c.stride, expand=6, se=0.25, skip=False,
+                                      filters=max(c.filters), layers=max(c.layers)) for c in space.blocks))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+    for g in (noskip, largest_genotype(space)):
+        for _ in range(2):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net.train()(x, g), y).backward()
+            opt.step()
+        assert net.stem[0].weight.grad.abs().sum() > 0, g.to_string()

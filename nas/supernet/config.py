@@ -56,7 +56,9 @@ class SupernetConfig:
     distill: bool = True
     #: OFA's kernel transformation matrices for the smaller kernels (see efficientnet.dynamic_ops).
     kernel_transform: bool = False
-    #: Zero-init the classifier and the projection BN of residual positions (as the proxy's zero_init).
+    #: Sepconv (MBConv expansion 1) shares MBConv's leading channels (true) or has weights of its own.
+    share_sepconv: bool = False
+    #: Zero-init the classifier (see efficientnet.supernet.Supernet.zero_init).
     zero_init: bool = True
     #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
     #: of ``calib_batch_size`` un-augmented images (the same images for every path).
@@ -168,4 +170,4 @@ def arch_options(exp: SupernetExperiment, num_classes: int) -> dict:
     p = exp.proxy
     return dict(width=p.width, depth=p.depth, resolution=p.resolution, stem_stride=p.stem_stride,
                 num_classes=num_classes, dropout=p.dropout, bn_momentum=p.bn_momentum,
-                kernel_transform=exp.supernet.kernel_transform)
+                kernel_transform=exp.supernet.kernel_transform, share_sepconv=exp.supernet.share_sepconv)

@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
+from efficientnet.supernet import Supernet
 from nas.config import ConfigError, to_dict
 from nas.proxy.data import load_data
 from nas.proxy.config import resolve_device, use_amp, use_channels_last
@@ -186,7 +186,7 @@ def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0,
     batcher = Batcher(data, device, proxy.resolution, proxy.crop_padding, proxy.flip, channels_last)
     scorer = PathScorer(net, data, proxy, cfg.calib_batches, cfg.calib_batch_size, cfg.seed, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
-    big, small = largest_genotype(space), smallest_genotype(space)
+    big, small = net.largest(), net.smallest()
     n = len(train.y)
     batch = min(cfg.batch_size, n - n % world_size)
     local = batch // world_size
