@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import SearchInterrupted, SearchStopped
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -52,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"nas: error: {message}", file=sys.stderr)
         return 2
+    except SearchInterrupted as stop:
+        print(f"\nnas: {stop}", file=sys.stderr)
+        return 130
+    except SearchStopped as stop:
+        print(f"\nnas: {stop}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
     except KeyboardInterrupt:

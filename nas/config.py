@@ -149,13 +149,47 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that rejects a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: let SafeLoader say so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKey(key, first, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first: int, again: int) -> None:
+        super().__init__(f"key {key!r} given twice (line {first} and line {again})")
+        self.key, self.first, self.again = key, first, again
+
+
+def parse_yaml(text: str):
+    """``yaml.safe_load`` that rejects duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping; a missing file or a syntax error is a one-line :class:`ConfigError`."""
+    """Read a YAML mapping; a missing file, a folder, a duplicate key or a syntax error is a one-line
+    :class:`ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; pass the path of a YAML experiment "
+                          "(or a run dir with --resume)")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a YAML experiment")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text(encoding="utf-8", errors="replace"))
+    except DuplicateKey as err:
+        raise ConfigError(f"{path}: line {err.again}: key {err.key!r} is given twice (first on line {err.first}); "
+                          "keep one") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -32,6 +32,8 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -42,14 +44,20 @@ from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from controllers.constraint import InfeasibleConstraintError
 from controllers.ray_searcher import GENOTYPE_KEY, ControllerSearcher
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import Genotype
 
-from .experiment import Experiment, build_controller, check_run_dir, resolved_yaml, scaled_experiment
+from .config import ConfigError
+from .errors import SearchInterrupted, SearchStopped
+from .experiment import Experiment, build_controller, check_cluster, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
+from .files import atomic_write
 from .proxy.config import for_gpu_share
 from .search import results
 from .search.recorder import TrialRecorder
+from .search.resume import NEW_CONTROLLER, seed_controller
+from .search.resume import changes as resume_changes
 from .search.trial import RUNNING, TrialResult, reward_to_tell, settle
 
 logger = logging.getLogger(__name__)
@@ -150,21 +158,46 @@ class SearchOutcome:
     pareto: list[dict]
 
 
-def _start_ray(experiment: Experiment, address: str | None) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether we started it."""
+#: Ray's own switch (read by ``ray._private.services.get_node_ip_address``): off, a node takes the loopback
+#: address as its IP, so the GCS, raylet, object manager, workers and agents all bind 127.0.0.1 only.
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False) -> None:
+    """Start a local Ray that listens on 127.0.0.1 only (nothing reachable from another host).
+
+    Ray's token auth is disabled for it (``RAY_AUTH_MODE=disabled``, unless the user set a mode):
+    with every socket on loopback only local users reach it.  Joining a cluster
+    (``--address``) is the user's choice and uses the cluster's own settings.
+    """
+    from ray._private import ray_constants
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the raylet, its workers and agents
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the variable when it imported Ray
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+             dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
+             log_to_driver=False)
+
+
+def _start_ray(experiment: Experiment, address: str | None) -> bool:
+    """Connect to ``address`` or start a local, loopback-only Ray; returns whether we started it."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # keep the resumable state fresh
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return False
     address = address or experiment.ray.address
     if address:
+        check_cluster(experiment, address)
         logger.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as err:
+            raise ConfigError(f"--address {address}: {str(err).strip().splitlines()[0]}; start the cluster "
+                              "(`ray start --head`) or drop --address to run a local Ray") from None
         return True
     r = experiment.resources
-    ray.init(address="local", num_cpus=r.num_cpus, num_gpus=r.num_gpus, include_dashboard=experiment.ray.dashboard,
-             dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+    start_local_ray(r.num_cpus, r.num_gpus, experiment.ray.dashboard)
     return True
 
 
@@ -178,18 +211,28 @@ def _scheduler(experiment: Experiment) -> ASHAScheduler | None:
 
 def run_search(experiment: Experiment, resume: bool = False, address: str | None = None,
                progress: Callable[[str], None] | None = None, trial_fn: TrialFn | None = None) -> SearchOutcome:
-    """Run (or resume) the controller search of ``experiment`` to the end; returns where and what it found."""
+    """Run (or resume) the controller search of ``experiment`` to the end; returns where and what it found.
+
+    ``resume``: Ray Tune's state is restored when there is one (unfinished trials run again); then, when
+    ``trials.jsonl`` holds fewer trials than the budget (a grown budget, or Tune's state was lost), the
+    search continues with a fresh controller that learned from every recorded trial.
+    """
     total = experiment.budget.samples
 
-    def tune_config() -> dict:
-        searcher = ControllerSearcher(build_controller(experiment), metric="reward", mode="max", max_trials=total,
+    def tune_config(recorded: list[dict] = ()) -> dict:
+        controller = build_controller(experiment)
+        learned = seed_controller(controller, list(recorded)) if recorded else 0
+        if recorded:
+            logger.info("continuing with a fresh controller that learned from %d recorded trial(s)", learned)
+        searcher = ControllerSearcher(controller, metric="reward", mode="max", max_trials=total,
                                       recorded_ids=functools.partial(results.read_trial_ids, experiment.run_dir),
                                       reward_of=reward_to_tell)
+        searcher.unseen = len(recorded)  # recorded before this Tuner: they count against max_trials
         return dict(searcher=searcher, param_space=None,
                     search_alg=ConcurrencyLimiter(searcher, experiment.resources.max_concurrent),
-                    num_samples=total, max_concurrent_trials=None)
+                    num_samples=total - len(recorded), max_concurrent_trials=None)
 
-    return _fit(experiment, resume, address, progress, trial_fn, total, tune_config)
+    return _fit(experiment, resume, address, progress, trial_fn, total, tune_config, can_continue=True)
 
 
 def run_scale_grid(experiment: Experiment, genotype: Genotype, grid: list[dict[str, float]], resume: bool = False,
@@ -227,41 +270,158 @@ def ray_session(experiment: Experiment, address: str | None = None) -> Iterator[
 
 
 def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Callable[[str], None] | None,
-         trial_fn: TrialFn | None, total: int, tune_config: Callable[[], dict]) -> SearchOutcome:
-    """Start (or restore) the Tuner, run it to the end, summarise the run dir."""
+         trial_fn: TrialFn | None, total: int, tune_config: Callable[..., dict],
+         can_continue: bool = False) -> SearchOutcome:
+    """Start (or restore, then continue) the Tuner, run it to the end, summarise the run dir.
+
+    Raises SearchInterrupted (Ctrl-C) or SearchStopped (repeated failures, an infeasible constraint)
+    after the summary of what finished is written.
+    """
     run_dir = experiment.run_dir
     check_run_dir(experiment, resume)
-    if resume and not tune.Tuner.can_restore(experiment.tune_path):  # remote storage: only Ray can tell
+    check_inputs(experiment, address)
+    changed = resume_changes(experiment) if resume else {}
+    restore = resume and not set(changed) & set(NEW_CONTROLLER) and tune.Tuner.can_restore(experiment.tune_path)
+    if resume and not restore and not can_continue:
         raise FileNotFoundError(f"--resume: no search state at {experiment.tune_path!r}; run without --resume "
                                 "to start it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / results.CONFIG).write_text(resolved_yaml(experiment), encoding="utf-8")
-    started = _start_ray(experiment, address)
+    atomic_write(run_dir / results.CONFIG, resolved_yaml(experiment))
+    r = experiment.resources
+    trainable = tune.with_parameters(_trainable, experiment=experiment, trial_fn=trial_fn)
+    trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
+    recorders: list[TrialRecorder] = []
+    interrupted = started = False
     try:
-        r = experiment.resources
-        trainable = tune.with_parameters(_trainable, experiment=experiment, trial_fn=trial_fn)
-        trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
-        if resume:
+        started = _start_ray(experiment, address)
+        if restore:
             tuner = tune.Tuner.restore(experiment.tune_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
-        else:
-            c = tune_config()
-            callback = _RecordTrials(TrialRecorder(run_dir, total, progress), c["searcher"])
+            recorders = _relocate(tuner, experiment, progress, total)
+            interrupted = _fit_watching_sigint(tuner)
+        rows = results.read_trials(run_dir)
+        left_s = _time_left(experiment, rows)
+        if not interrupted and not _stop_reason(recorders) and (not resume or can_continue and len(rows) < total
+                                                                and (left_s is None or left_s > 0)):
+            c = tune_config(rows) if resume else tune_config()
+            recorder = TrialRecorder(run_dir, total, progress, elapsed_s=_elapsed(rows),
+                                     stop_after_failures=experiment.budget.stop_after_failures)
+            recorders = [recorder]
             tuner = tune.Tuner(
                 trainable, param_space=c["param_space"],
                 tune_config=tune.TuneConfig(search_alg=c["search_alg"], scheduler=_scheduler(experiment),
                                             num_samples=c["num_samples"],
                                             max_concurrent_trials=c["max_concurrent_trials"],
-                                            reuse_actors=experiment.ray.reuse_actors,
-                                            time_budget_s=experiment.budget.time_limit_s),
+                                            reuse_actors=experiment.ray.reuse_actors, time_budget_s=left_s),
                 run_config=tune.RunConfig(
-                    name=experiment.output.name, storage_path=experiment.storage, callbacks=[callback], verbose=0,
+                    name=experiment.output.name, storage_path=experiment.storage, verbose=0,
+                    callbacks=[_RecordTrials(recorder, c["searcher"])], stop=_StopOnRepeatedFailure(recorder),
                     failure_config=tune.FailureConfig(max_failures=experiment.ray.max_failures, fail_fast=False)),
             )
-        tuner.fit()
+            interrupted = _fit_watching_sigint(tuner)
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception as err:  # noqa: BLE001 - only the controller's infeasible constraint is handled here
+        infeasible = _cause(err, InfeasibleConstraintError)
+        if infeasible is None:
+            raise
+        summary = results.write_summary(run_dir)
+        raise SearchStopped(f"search stopped after {summary['trials']} trial(s): {infeasible}; widen "
+                            "controller.cost_min/cost_max or raise controller.max_tries, then continue with "
+                            f"`nas search {run_dir} --resume --set controller.cost_max=...`") from None
     finally:
         if started:
             ray.shutdown()
     summary = results.write_summary(run_dir)
+    if interrupted:
+        raise SearchInterrupted(run_dir, summary["trials"], total)
+    reason = _stop_reason(recorders)
+    if reason:
+        raise SearchStopped(reason)
     return SearchOutcome(run_dir=run_dir, trials=summary["trials"], failed=summary["failed"], best=summary["best"],
                          pareto=summary["pareto"])
+
+
+def _relocate(tuner, experiment: Experiment, progress, total: int) -> list[TrialRecorder]:
+    """Point the restored recorders at this run dir (it may have moved), this session's progress and budget.
+
+    The callbacks come back pickled in Tune's ``tuner.pkl``; Ray has no public way to replace them.
+    """
+    internal = getattr(tuner, "_local_tuner", None)
+    if internal is None:  # Ray client: the Tuner lives on the cluster
+        logger.warning("resuming through Ray client: results are recorded where the run started")
+        return []
+    internal._tune_config.time_budget_s = _time_left(experiment, results.read_trials(experiment.run_dir))
+    recorders = []
+    for callback in internal.get_run_config().callbacks or []:
+        if isinstance(callback, _RecordTrials):
+            callback.recorder.relocate(experiment.run_dir, progress, total)
+            recorders.append(callback.recorder)
+    return recorders
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" hint: the CLI prints the `nas` way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(_NoRestoreHint())
+
+
+def _fit_watching_sigint(tuner) -> bool:
+    """``tuner.fit()``; returns whether a SIGINT (Ctrl-C) ended it.
+
+    Tune catches the first SIGINT (saves its state, ends the run) and puts back the handler it found:
+    ours, installed here, which is then still in place (a second Ctrl-C raises KeyboardInterrupt).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        tuner.fit()
+        return False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def second_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, second_interrupt)
+    try:
+        tuner.fit()
+        return signal.getsignal(signal.SIGINT) is second_interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _elapsed(rows: list[dict]) -> float:
+    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
+
+
+def _time_left(experiment: Experiment, rows: list[dict]) -> float | None:
+    limit = experiment.budget.time_limit_s
+    return None if limit is None else max(0.0, limit - _elapsed(rows))
+
+
+def _stop_reason(recorders: list[TrialRecorder]) -> str | None:
+    return next((r.stop_reason for r in recorders if r.stop_reason), None)
+
+
+def _cause(err: BaseException, kind: type) -> BaseException | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class _StopOnRepeatedFailure(tune.Stopper):
+    """Ends the whole search once the recorder saw its first trials all fail for one reason."""
+
+    def __init__(self, recorder: TrialRecorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.recorder.stop_reason is not None

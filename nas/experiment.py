@@ -23,6 +23,7 @@ from controllers.constraint import Constraint
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import get_space
 
+from .cluster import DEFAULT_CONNECT_TIMEOUT_S, check_address, host_port
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .cost.base import build_cost_model
 from .cost.target import TargetModel
@@ -55,7 +56,8 @@ class ControllerConfig:
 @dataclass(frozen=True)
 class BudgetConfig:
     samples: int = 20            # trials in total (distinct asks), resumed runs included
-    time_limit_s: float | None = None
+    time_limit_s: float | None = None  # search time in total, resumed sessions included (downtime not counted)
+    stop_after_failures: int = 3  # stop when a session's first this many trials all fail for one reason (0: never)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class RayConfig:
     address: str | None = None   # an existing cluster ('auto' on a head node); default: start a local Ray
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S  # how long joining ``address`` may take before it fails
     dashboard: bool = False      # the local Ray's dashboard, bound to 127.0.0.1
     max_failures: int = 0        # retries of a trial whose worker died (a raising trial is not retried)
     reuse_actors: bool = True    # long-lived workers: no process start per trial
@@ -168,6 +171,7 @@ def check_experiment(exp: Experiment) -> None:
         raise ConfigError(f"controller.name: {err}") from None
     from_dict(cls.settings_cls, exp.controller.settings, "controller.settings")
     _positive(exp.budget.samples, "budget.samples", integer=True)
+    _positive(exp.budget.stop_after_failures, "budget.stop_after_failures", integer=True, allow_zero=True)
     if exp.budget.time_limit_s is not None:
         _positive(exp.budget.time_limit_s, "budget.time_limit_s")
     r = exp.resources
@@ -189,8 +193,15 @@ def check_experiment(exp: Experiment) -> None:
         if not Path(exp.data.path).expanduser().exists():
             raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path "
                               f"(data.kind {exp.data.kind!r})")
+    if exp.ray.dashboard:
+        check_dashboard_packages()
+    _positive(exp.ray.connect_timeout_s, "ray.connect_timeout_s")
+    if exp.ray.address:
+        host_port(exp.ray.address)
     check_verification(exp)
     c = exp.controller
+    if c.max_tries <= 0:
+        raise ConfigError(f"controller.max_tries: must be an integer > 0, got {c.max_tries!r}")
     if c.cost_min is not None and c.cost_max is not None and c.cost_min > c.cost_max:
         raise ConfigError(f"controller: cost_min <= cost_max must hold, got ({c.cost_min}, {c.cost_max})")
     if c.cost_min is not None or c.cost_max is not None:
@@ -219,13 +230,84 @@ def check_verification(exp: Experiment) -> None:
                           "ones it never trained on)")
 
 
+#: What Ray's dashboard imports (``ray.dashboard.optional_deps``; installed by ``ray[default]``).
+DASHBOARD_PACKAGES = ("aiohttp", "aiohttp_cors", "opencensus", "prometheus_client")
+
+
+def check_dashboard_packages() -> None:
+    import importlib.util
+
+    missing = [m for m in DASHBOARD_PACKAGES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"ray.dashboard: true needs the dashboard packages (missing: {', '.join(missing)}); "
+                          "pip install 'ray[default]' or set ray.dashboard: false")
+
+
+def check_inputs(exp: Experiment, address: str | None = None) -> None:
+    """What every trial would read, read once here (seconds): the data, the latency table, the device.
+
+    A mistake here would otherwise fail every trial inside Ray and burn the budget.  The image-folder
+    kind is only checked to exist (reading it is the slow part of a trial).
+    """
+    if exp.data.kind != "imagefolder":
+        from .proxy.data import load_data
+
+        try:
+            load_data(exp.data)
+        except (ValueError, OSError) as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(text if text.startswith("data") else f"data: {text}") from None
+    if exp.objective.cost == "latency":
+        try:
+            cost_function(exp)
+        except (ValueError, OSError, KeyError) as err:
+            raise ConfigError(f"objective.latency_table: {exp.objective.latency_table!r} does not load ({err}); "
+                              "rebuild it with `nas profile --target cpu --out FILE`") from None
+    if str(exp.proxy.device).startswith("cuda"):
+        if exp.resources.gpus_per_trial <= 0:
+            raise ConfigError("proxy.device: cuda needs a GPU per trial; set resources.gpus_per_trial (e.g. 1 or "
+                              "0.25) or proxy.device: auto")
+        if not (address or exp.ray.address):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("proxy.device: cuda, but this machine has no CUDA GPU; set proxy.device: cpu "
+                                  "(or auto), or join a GPU cluster with --address")
+
+
+def check_cluster(exp: Experiment, address: str | None) -> None:
+    """``--address`` (or ``ray.address``) must answer within ``ray.connect_timeout_s``; nothing to check locally."""
+    address = address or exp.ray.address
+    if address:
+        check_address(address, exp.ray.connect_timeout_s)
+
+
 def check_run_dir(exp: Experiment, resume: bool) -> None:
-    """A new run needs an unused run dir; ``--resume`` needs Ray Tune's saved state (checked here for local storage)."""
-    if resume and "://" not in exp.tune_path and not (Path(exp.tune_path) / TUNER_STATE).is_file():
-        raise FileNotFoundError(f"--resume: no search state at {exp.tune_path!r}; run without --resume to start it")
-    if not resume and (exp.run_dir / results.TRIALS).exists():
-        raise ConfigError(f"output: run dir {str(exp.run_dir)!r} already holds a search; pass --resume to continue "
+    """A new run needs an unused, writable run dir; ``--resume`` needs a search there (Tune's state or trials).
+
+    Creates the run dir (a probe file shows it is writable), so an unwritable output fails here, before Ray.
+    """
+    run_dir = exp.run_dir
+    for folder in (run_dir.parent, run_dir):
+        if folder.exists() and not folder.is_dir():
+            key = "output.dir" if folder == run_dir.parent else "output.name"
+            raise ConfigError(f"{key}: {str(folder)!r} is a file, not a folder; choose another {key}")
+    if resume:
+        local = "://" not in exp.tune_path
+        if local and not (Path(exp.tune_path) / TUNER_STATE).is_file() and not (run_dir / results.TRIALS).is_file():
+            raise FileNotFoundError(f"--resume: no search at {str(run_dir)!r} (neither Ray Tune's state nor "
+                                    f"{results.TRIALS}); run without --resume to start it")
+    elif (run_dir / results.TRIALS).exists():
+        raise ConfigError(f"output: run dir {str(run_dir)!r} already holds a search; pass --resume to continue "
                           "it or set output.name to start a new one")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output.dir: cannot write the run dir {str(run_dir)!r} ({err.strerror or err}); "
+                          "choose a writable output.dir") from None
 
 
 def scale_model(model, c: CompoundCoefficients):
@@ -282,7 +364,8 @@ def resolved_yaml(exp: Experiment) -> str:
     return yaml.safe_dump(exp.to_dict(), sort_keys=False)
 
 
-__all__ = ["BudgetConfig", "check_verification", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
-           "SchedulerConfig", "build_controller", "check_experiment", "check_run_dir", "cost_function",
+__all__ = ["BudgetConfig", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
+           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_inputs", "check_run_dir",
+           "check_verification", "cost_function",
            "load_experiment", "resolved_yaml", "scale_model", "scaled_experiment"]
 

@@ -9,7 +9,7 @@ stochastic depth) with input ``input`` of shape ``(batch, 3, R, R)`` and output
 ``logits``; the batch axis is dynamic, the resolution is fixed (the model's
 resolution is part of its specification).
 
-``compare_onnx`` runs the file in onnxruntime (a test extra, imported lazily)
+``compare_onnx`` runs the file in onnxruntime (the ``[onnx]`` extra, imported lazily)
 and returns the largest absolute difference from the PyTorch outputs and the
 largest logit.  A freshly initialised network in eval mode has logits of ~1e-10
 (kaiming fan-out init shrinks activations ~30x a stage under unit BatchNorm
@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from .files import check_writable
 
 LOG = logging.getLogger(__name__)
 
@@ -53,13 +55,19 @@ def check_opset(opset: int) -> int:
 
 
 def check_output_path(path: str | Path) -> Path:
-    """``path`` as a Path, if it can be written as a file: not a directory, in an existing folder."""
-    path = Path(path)
-    if path.is_dir():
+    """``path`` as a Path, if it can be written as a file: not a directory, in an existing, writable folder."""
+    if Path(path).is_dir():
         raise IsADirectoryError(f"ONNX path {str(path)!r} is a directory; give a file name such as model.onnx")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(path.parent)!r} of the ONNX file does not exist; create it first")
-    return path
+    return check_writable(path, "--onnx (the ONNX file)")
+
+
+def require_onnx() -> None:
+    """ONNX export needs the ``onnx`` package (the ``[onnx]`` extra): ValueError naming the install if missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ValueError("ONNX export needs the onnx package: pip install 'effnas[onnx]' (onnx and onnxruntime)") \
+            from None
 
 
 def export_onnx(model: nn.Module, path: str | Path, resolution: int, opset: int = DEFAULT_OPSET,
@@ -107,11 +115,11 @@ def _export(model: nn.Module, dummy: torch.Tensor, f, opset: int, dynamic_batch:
 
 
 def onnxruntime(purpose: str = "checking an ONNX file"):
-    """The onnxruntime module (a test extra, imported on demand); ValueError naming the install if missing."""
+    """The onnxruntime module (the ``[onnx]`` extra, imported on demand); ValueError naming the install if missing."""
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ValueError(f"{purpose} needs onnxruntime: pip install onnxruntime (or pip install -e '.[test]')") \
+        raise ValueError(f"{purpose} needs onnxruntime: pip install 'effnas[onnx]'") \
             from None
     return ort
 

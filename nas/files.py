@@ -1,4 +1,4 @@
-"""The one atomic writer: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes (a reader sees the old file or the new one, never half of one) and writability checks."""
 
 from __future__ import annotations
 
@@ -32,3 +32,32 @@ def atomic_write(path: str | Path, text: str) -> Path:
     with atomic_open(path) as f:
         f.write(text)
     return Path(path)
+
+
+def check_writable(path: str | Path, what: str, make_folder: bool = False) -> Path:
+    """``path`` as a Path if a file can be written there (a probe file is made and removed), else ValueError.
+
+    ``what`` names the option in the message (e.g. ``--out``); ``make_folder`` creates a missing folder.
+    """
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise ValueError(f"{what}: give a file name")
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        if not make_folder:
+            raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist; create it first")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{what}: cannot create folder {str(folder)!r} ({err.strerror or err}); "
+                             "choose a writable path") from None
+    probe = folder / f".{path.name}.write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{what}: cannot write in {str(folder)!r} ({err.strerror or err}); choose a writable "
+                         "path") from None
+    return path

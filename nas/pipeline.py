@@ -57,7 +57,8 @@ def verify_experiment(exp: Experiment) -> Experiment:
 def _has_state(exp: Experiment) -> bool:
     if exp.evaluator.kind == "supernet":
         return has_state(exp.run_dir)
-    return "://" in exp.tune_path or (Path(exp.tune_path) / TUNER_STATE).is_file()
+    return "://" in exp.tune_path or (Path(exp.tune_path) / TUNER_STATE).is_file() \
+        or (exp.run_dir / results.TRIALS).is_file()
 
 
 def _mark(run_dir: Path, **changes: Any) -> dict:

@@ -119,15 +119,45 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def _write_cifar(folder, per_batch=6):
+    """A folder in the official format: dicts of bytes keys, lists and a uint8 array pickled by numpy's
+    _reconstruct (protocol 4: Python 3 writes bytes as bytes, as the Python 2 release's str loads)."""
     folder.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         # CHW rows: channel c of every image is filled with 10 * c + label.
         labels = [i % 10 for i in range(per_batch)]
         data = np.stack([np.concatenate([np.full(1024, 10 * c + lab, np.uint8) for c in range(3)]) for lab in labels])
+        entry = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                 b"filenames": [f"img_{i}.png".encode() for i in range(per_batch)]}
         with open(folder / name, "wb") as fh:
-            pickle.dump({b"data": data, b"labels": labels}, fh)
+            pickle.dump(entry, fh, protocol=4)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": [f"k{i}".encode() for i in range(10)]}, fh)
+        pickle.dump({b"num_cases_per_batch": per_batch, b"label_names": [f"k{i}".encode() for i in range(10)],
+                     b"num_vis": 3072}, fh, protocol=4)
+
+
+class _Payload:
+    """A harmless payload: unpickling it calls open(marker, "w"), creating the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("name", ["data_batch_2", "batches.meta"])
+def test_cifar10_crafted_pickle_is_refused_not_run(tmp_path, name):
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder)
+    marker = tmp_path / "marker"
+    with open(folder / name, "wb") as fh:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0], b"label_names": [b"a"]}, fh, protocol=4)
+    with pytest.raises(ValueError, match=rf"{name}.*refused: it names io\.open") as err:
+        load_data(DataConfig(kind="cifar10", path=str(folder)))
+    assert len(str(err.value).splitlines()) == 1
+    assert not marker.exists()
+    pickle.loads((folder / name).read_bytes())  # the same file, plainly unpickled, runs the payload
+    assert marker.exists()
 
 
 def test_cifar10_python_release(tmp_path):

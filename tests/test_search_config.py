@@ -94,7 +94,7 @@ def test_resume_without_state_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(small(tmp_path)))
     assert main(["search", str(path), "--resume"]) == 2
-    assert "no search state" in capsys.readouterr().err
+    assert "--resume: no search at" in capsys.readouterr().err
 
 
 def test_config_error_is_value_error():

@@ -51,7 +51,8 @@ def add_run_options(parser: argparse.ArgumentParser, example: str, ray: bool = T
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("genotype", metavar="NAME_OR_GENOTYPE",
-                        help="a named genotype (b0, mnasnet-a1), a TF block string or a timm arch string")
+                        help="a named genotype (b0, mnasnet-a1), a TF block string, a timm arch string or a "
+                             "search run directory (its best.yaml genotype)")
     parser.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
                         help="official coefficients (width, depth, resolution, dropout); default efficientnet-b0")
     parser.add_argument("--width", type=positive_float, default=None, help="width multiplier")
@@ -66,7 +67,10 @@ def add_num_classes(parser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
-    return model_spec(args.genotype, model=args.model, width=args.width, depth=args.depth,
+    """The model of the options; the genotype may also be a run directory (its best.yaml)."""
+    from nas.search.results import resolve_genotype_or_run
+
+    return model_spec(resolve_genotype_or_run(args.genotype), model=args.model, width=args.width, depth=args.depth,
                       resolution=args.resolution, num_classes=args.num_classes)
 
 

@@ -19,7 +19,7 @@ import torch
 from efficientnet import COEFFICIENTS, build_model, count_spec, model_spec
 from nas.search.results import resolve_genotype_or_run
 from nas.export import (DEFAULT_OPSET, MAX_OPSET, calibrate_batchnorm, calibration_batch, check_opset,
-                        check_output_path, compare_onnx, export_onnx, load_weights)
+                        check_output_path, compare_onnx, export_onnx, load_weights, onnxruntime, require_onnx)
 from nas.train.checkpoint import is_train_run, load_trained
 
 from .common import add_num_classes, human, positive_float, positive_int, print_json
@@ -56,6 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_opset(args.opset)
+    require_onnx()
+    if args.check:
+        onnxruntime("--check")
     check_output_path(args.onnx)
     gen = torch.Generator().manual_seed(0)
     if is_train_run(args.genotype):  # a `nas train` run dir: its model record and trained weights

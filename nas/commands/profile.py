@@ -87,6 +87,9 @@ def _target(args: argparse.Namespace) -> TargetModel:
 
 def run(args: argparse.Namespace) -> int:
     if args.out:
+        from nas.files import check_writable
+
+        check_writable(args.out, "--out (the latency table)", make_folder=True)  # before minutes of measuring
         return _build(args)
     if args.validate:
         return _validate(args)

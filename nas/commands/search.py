@@ -25,17 +25,25 @@ def progress(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.experiment import check_run_dir, load_experiment
+    from nas.experiment import check_cluster, check_inputs, check_run_dir, load_experiment
     from nas.search.results import CONFIG
+    from nas.search.resume import changes, describe, relocated
 
     config = Path(args.config)
-    if args.resume and config.is_dir():
-        config = config / CONFIG
-    experiment = load_experiment(config, args.overrides)  # every config mistake stops here, before Ray
+    run_dir = config if args.resume and config.is_dir() else None
+    if run_dir is not None and not (run_dir / CONFIG).is_file():
+        raise FileNotFoundError(f"--resume: {str(run_dir)!r} has no {CONFIG}; pass a run dir that `nas search` "
+                                "wrote, or the experiment YAML")
+    experiment = load_experiment(run_dir / CONFIG if run_dir else config, args.overrides)  # config mistakes stop here
+    if run_dir is not None:
+        experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
     if experiment.evaluator.kind == "proxy":
         check_run_dir(experiment, args.resume)
     else:
         check_pool_run_dir(experiment, args.resume)
+    changed = changes(experiment) if args.resume else {}
+    check_inputs(experiment, args.address)
+    check_cluster(experiment, args.address)
 
     from nas.pipeline import run_pipeline
 
@@ -43,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"search: space {e.space}, controller {e.controller.name}, evaluator {e.evaluator.kind}, "
           f"{e.budget.samples} candidates; baseline {e.baseline}; verify top {e.verify.top_k} x seeds "
           f"{list(e.verify.seeds)} -> {e.run_dir}", flush=True)
+    if changed:
+        print(f"resume: {describe(changed)} (config.yaml updated)", flush=True)
     summary = run_pipeline(experiment, resume=args.resume, address=args.address, progress=progress,
                            header=f"`{Path(args.config).name}`: {e.description}")
     print_summary(summary)

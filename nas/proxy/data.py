@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -250,6 +249,9 @@ def _check_pair(x: np.ndarray, y: np.ndarray, where: str, split: str,
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():
+        raise IsADirectoryError(f"data.path {str(path)!r} is a folder; data.kind npz needs the .npz file (or set "
+                                "data.kind to cifar10 or imagefolder for a folder)")
     if not path.is_file():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist; expected an .npz with x_train, "
                                 "y_train, x_test, y_test (uint8 HWC RGB images, integer labels)")
@@ -257,8 +259,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as err:  # zipfile/pickle/format errors all mean "not a valid npz"
-        raise ValueError(f"data file {str(path)!r} is not a readable .npz archive ({err}); "
-                         "expected arrays x_train, y_train, x_test, y_test") from None
+        why = "it holds pickled objects, which are never loaded" if "pickle" in str(err) else \
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"data file {str(path)!r} is not a readable .npz archive ({why}); expected a "
+                         "np.savez file with arrays x_train, y_train, x_test, y_test") from None
     if "jpeg_prefix" in arrays:
         arrays = _decode_jpeg_arrays(arrays, path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
@@ -295,8 +299,11 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
     """The official CIFAR-10 python release (Krizhevsky 2009): pickled 10000x3072 uint8 batches, CHW rows.
 
     ``path`` is the ``cifar-10-batches-py`` folder or a folder that contains it.
-    The batches are Python pickles: read only a copy you downloaded from the official site.
+    The batches are Python pickles, read by a restricted unpickler (``nas.proxy.cifar_pickle``): a file
+    naming anything the official ones do not is refused, never executed.
     """
+    from .cifar_pickle import RefusedPickle, load_batch
+
     folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
     if not folder.is_dir():
         raise FileNotFoundError(f"CIFAR-10 folder {str(path)!r} does not exist; expected the extracted "
@@ -309,10 +316,12 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
     def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
         file = folder / name
         try:
-            with open(file, "rb") as fh:
-                entry = pickle.load(fh, encoding="bytes")
+            entry = load_batch(file.read_bytes())
             data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             labels = np.asarray(entry[b"labels"], dtype=np.int64)
+        except RefusedPickle as err:
+            raise ValueError(f"CIFAR-10 batch {str(file)!r} refused: {err}; use the official "
+                             "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html") from None
         except Exception as err:
             raise ValueError(f"CIFAR-10 batch {str(file)!r} is malformed ({type(err).__name__}: {err}); "
                              "expected a pickled dict with b'data' (10000x3072 uint8) and b'labels'") from None
@@ -324,7 +333,10 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
               "x_test": np.ascontiguousarray(x_test), "y_test": y_test}
     meta = folder / "batches.meta"
     if meta.is_file():
-        with open(meta, "rb") as fh:
-            names = pickle.load(fh, encoding="bytes").get(b"label_names", [])
+        try:
+            names = load_batch(meta.read_bytes()).get(b"label_names", [])
+        except RefusedPickle as err:
+            raise ValueError(f"CIFAR-10 file {str(meta)!r} refused: {err}; use the official "
+                             "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html") from None
         arrays["classes"] = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in names])
     return arrays

@@ -25,7 +25,7 @@ from search_spaces import GRAMMAR_VERSION, Genotype, convert_legacy, resolve_gen
 
 from ..files import atomic_open, atomic_write
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 GRAMMAR_KEY = "grammar"  # genotype string grammar of a row / best.yaml; absent: grammar 1 (c1 = regular conv)
 
 TRIALS = "trials.jsonl"
@@ -39,26 +39,39 @@ FINISHED = ("ok", "stopped")
 
 
 def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one trial row and make it durable before returning."""
+    """Append one trial row and make it durable before returning.
+
+    A torn last line (a crash mid-write) is ended first, so the new row starts a line of its own.
+    """
     path = Path(run_dir) / TRIALS
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {**row, GRAMMAR_KEY: GRAMMAR_VERSION}
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+    with open(path, "ab+") as f:
+        torn = False
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        f.write((("\n" if torn else "") + json.dumps(row, sort_keys=True) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_trials(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of ``trials.jsonl``, first record of each trial id kept; a torn last line is skipped."""
+    """Rows of ``trials.jsonl``, first record of each trial id kept; a torn line is skipped with a warning."""
     path = Path(run_dir) / TRIALS
     if not path.is_file():
         return []
     rows, seen = [], set()
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            logger.warning("%s line %d is not a whole trial row (a crash mid-write?); skipped", path, number)
+            continue
+        if not isinstance(row, dict):
+            logger.warning("%s line %d is not a trial row; skipped", path, number)
             continue
         if row.get("trial_id") in seen:
             continue
@@ -73,7 +86,7 @@ def upgrade_genotype(text: Any, grammar: Any, where: str) -> Any:
         return text
     new, changed = convert_legacy(text)
     if changed:
-        log.warning("%s: written before genotype grammar %d, where c1 meant MnasNet's regular conv (now c2; c1 is "
+        logger.warning("%s: written before genotype grammar %d, where c1 meant MnasNet's regular conv (now c2; c1 is "
                     "TF's MBConvBlockWithoutDepthwise): read %d block(s) as c2. To convert the file, replace c1 by "
                     "c2 in its genotypes and add '%s: %d'", where, GRAMMAR_VERSION, changed, GRAMMAR_KEY,
                     GRAMMAR_VERSION)

@@ -156,7 +156,7 @@ def load_trial_config(path: str | Path | None, overrides: list[str] | tuple[str,
     apply_overrides(raw, overrides)
     sections = {f: raw.pop(f) for f in known if f in raw}
     if raw:
-        log.info("ignoring sections not used by one trial: %s", ", ".join(map(str, raw)))
+        log.debug("ignoring sections not used by one trial: %s", ", ".join(map(str, raw)))
     return from_dict(TrialConfig, sections)
 
 

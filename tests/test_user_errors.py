@@ -1,0 +1,210 @@
+"""Every user mistake: exit code 2, exactly one line on stderr, no traceback, before any slow work.
+
+Table-driven: each case builds its bad input in a fresh folder and gives the argv and a piece of
+the expected line (naming the field or the fix).  Run in-process through ``nas.cli.main`` (fast);
+the few that need a fresh process (log lines on stderr, a missing package) run as a subprocess.
+None of them imports Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nas.cli import main
+from search_helpers import small
+
+UNWRITABLE = "/sys/effnas-unwritable"  # a read-only file system, even for root
+
+
+def _exp(tmp: Path, **sections) -> str:
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(small(tmp, **sections)))
+    return str(path)
+
+
+def _trial_yaml(tmp: Path, text: str) -> str:
+    path = tmp / "trial.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _npz(tmp: Path, **arrays) -> str:
+    rng = np.random.default_rng(0)
+    base = {"x_train": rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), "y_train": np.arange(40) % 4,
+            "x_test": rng.integers(0, 256, (8, 8, 8, 3), dtype=np.uint8), "y_test": np.arange(8) % 4}
+    base.update(arrays)
+    path = tmp / "data.npz"
+    np.savez(path, **{k: v for k, v in base.items() if v is not None})
+    return str(path)
+
+
+def _text_file(tmp: Path, name: str) -> str:
+    path = tmp / name
+    path.write_text("these are not arrays\n")
+    return str(path)
+
+
+def _dup_keys(tmp: Path) -> str:
+    path = tmp / "dup.yaml"
+    path.write_text(yaml.safe_dump(small(tmp)) + "budget:\n  samples: 4\n")
+    return str(path)
+
+
+def _finished_run(tmp: Path) -> Path:
+    """A run dir as `nas search` leaves it (config.yaml and trials.jsonl; no Tune state needed here)."""
+    from nas.experiment import load_experiment, resolved_yaml
+
+    exp = load_experiment(data=small(tmp, budget={"samples": 3}))
+    exp.run_dir.mkdir(parents=True)
+    (exp.run_dir / "config.yaml").write_text(resolved_yaml(exp))
+    row = {"trial_id": "a", "index": 0, "genotype": "r1_k3_s11_e1_i32_o16_se0.25", "status": "ok",
+           "reward": 0.5, "accuracy": 0.5, "macs": 1, "params": 1}
+    (exp.run_dir / "trials.jsonl").write_text(json.dumps(row) + "\n")
+    return exp.run_dir
+
+
+def _not_state_dict(tmp: Path) -> str:
+    import torch
+
+    path = tmp / "weights.pt"
+    torch.save([1, 2, 3], path)
+    return str(path)
+
+
+def _latency_table(tmp: Path) -> str:
+    path = tmp / "lut.json"
+    path.write_text("{not json")
+    return str(path)
+
+
+def _file(tmp: Path) -> str:
+    path = tmp / "a_file"
+    path.write_text("x")
+    return str(path)
+
+
+#: (id, argv builder, a piece of the expected line)
+CASES = [
+    # output paths, checked before the work starts
+    ("run dir unwritable", lambda t: ["search", _exp(t), "--set", f"output.dir={UNWRITABLE}"],
+     "output.dir: cannot write the run dir"),
+    ("output.dir is a file", lambda t: ["search", _exp(t), "--set", f"output.dir={_file(t)}"],
+     "output.dir: "),
+    ("export --onnx unwritable", lambda t: ["export", "b0", "--onnx", f"{UNWRITABLE}/m.onnx"], "ONNX"),
+    ("export --onnx is a folder", lambda t: ["export", "b0", "--onnx", str(t)], "is a directory"),
+    ("profile --out unwritable", lambda t: ["profile", "--target", "cpu", "--out", f"{UNWRITABLE}/lut.json"],
+     "--out"),
+    # malformed inputs
+    ("--weights not a state dict", lambda t: ["export", "b0", "--resolution", "32", "--onnx", str(t / "m.onnx"),
+                                              "--weights", _not_state_dict(t)], "expected a state dict"),
+    ("controller.max_tries 0", lambda t: ["search", _exp(t), "--set", "controller.max_tries=0"],
+     "controller.max_tries: must be an integer > 0"),
+    ("controller.max_tries < 0", lambda t: ["search", _exp(t), "--set", "controller.max_tries=-3",
+                                           "--set", "controller.cost_max=1e12"], "controller.max_tries"),
+    ("duplicate YAML key", lambda t: ["search", _dup_keys(t)], "key 'budget' is given twice"),
+    ("ray.dashboard without packages", lambda t: ["search", _exp(t), "--set", "ray.dashboard=true"],
+     "pip install 'ray[default]'"),
+    ("export ''", lambda t: ["export", "", "--onnx", str(t / "m.onnx")], "genotype"),
+    ("scale ''", lambda t: ["scale", ""], "genotype"),
+    ("show ''", lambda t: ["show", ""], "genotype"),
+    ("config is a folder", lambda t: ["search", str(t)], "is a folder"),
+    ("train-proxy config is a folder", lambda t: ["train-proxy", "b0", "--config", str(t)], "is a folder"),
+    ("npz path is a folder", lambda t: ["search", _exp(t, data={"kind": "npz", "path": str(t)})], "data.path"),
+    ("text file as .npz", lambda t: ["search", _exp(t, data={"kind": "npz", "path": _text_file(t, "x.npz")})],
+     "not a readable .npz"),
+    # checked before Ray starts (each would fail every trial)
+    ("data.holdout > data", lambda t: ["search", _exp(t, data={"holdout": 5000, "train_limit": None})],
+     "data.holdout"),
+    ("proxy.device cuda without a GPU", lambda t: ["search", _exp(t, proxy={"device": "cuda"})], "proxy.device"),
+    ("npz missing arrays", lambda t: ["search", _exp(t, data={"kind": "npz", "path": _npz(t, y_test=None)})],
+     "lacks y_test"),
+    ("npz float images", lambda t: ["search", _exp(t, data={
+        "kind": "npz", "path": _npz(t, x_train=np.zeros((40, 8, 8, 3), np.float32))})], "uint8"),
+    ("latency table does not load", lambda t: ["search", _exp(t, objective={
+        "cost": "latency", "target": 10.0, "latency_table": _latency_table(t)})], "objective.latency_table"),
+    # cluster and resume
+    ("--address with nothing listening", lambda t: ["search", _exp(t), "--address", "127.0.0.1:1",
+                                                    "--set", "ray.connect_timeout_s=1"], "no Ray cluster answered"),
+    ("resume changes the recipe", lambda t: ["search", str(_finished_run(t)), "--resume", "--set",
+                                             "proxy.epochs=4"], "proxy.epochs differ"),
+    ("resume shrinks the budget", lambda t: ["search", str(_finished_run(t)), "--resume", "--set",
+                                             "budget.samples=2"], "budget.samples may only grow"),
+    ("resume where no search is", lambda t: ["search", _exp(t), "--resume"], "--resume: no search at"),
+    ("run dir without --resume", lambda t: ["search", str(_finished_run(t))], "is a folder"),
+]
+
+
+def _params():
+    import importlib.util
+
+    from nas.experiment import DASHBOARD_PACKAGES
+
+    have_dashboard = all(importlib.util.find_spec(m) for m in DASHBOARD_PACKAGES)
+    for name, build, expected in CASES:
+        marks = [pytest.mark.skip(reason="the dashboard packages are installed here")] \
+            if "dashboard" in name and have_dashboard else []
+        yield pytest.param(build, expected, id=name, marks=marks)
+
+
+@pytest.mark.parametrize("build, expected", list(_params()))
+def test_bad_input_is_one_clean_line(build, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = build(tmp_path)
+    capsys.readouterr()
+    started = time.monotonic()
+    code = main(argv)
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("nas: error: ") and expected in lines[0], lines[0]
+    assert elapsed < 15, f"{elapsed:.1f} s: the check is not before the slow work"
+
+
+def test_joining_a_cluster_gives_up_within_30_s_by_default():
+    from nas.experiment import RayConfig
+
+    assert RayConfig().connect_timeout_s <= 30
+
+
+def _cli(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas.cli", *argv], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_train_proxy_error_is_the_only_stderr_line(tmp_path):
+    """Its INFO log line (sections it ignores) must not come before the error (a fresh process logs to stderr)."""
+    config = _exp(tmp_path, data={"kind": "npz", "path": str(tmp_path / "missing.npz")})
+    run = _cli("train-proxy", "b0", "--config", config)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and "missing.npz" in lines[0], run.stderr
+
+
+def test_onnx_export_without_onnx_names_the_extra(tmp_path):
+    """A plain install (no onnx): one line naming `pip install 'effnas[onnx]'`."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "onnx.py").write_text("raise ImportError('No module named onnx')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", ""), str(Path.cwd())])}
+    run = _cli("export", "b0", "--resolution", "32", "--onnx", str(tmp_path / "m.onnx"), env=env)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "pip install 'effnas[onnx]'" in lines[0]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_show_reads_a_run_dir(tmp_path, capsys):
+    run_dir = _finished_run(tmp_path)
+    (run_dir / "best.yaml").write_text(yaml.safe_dump({"genotype": "r1_k3_s11_e1_i32_o16_se0.25"}))
+    assert main(["show", str(run_dir), "--json"]) == 0
+    assert '"genotype": "r1_k3_s11_e1_i32_o16_se0.25"' in capsys.readouterr().out
