@@ -168,9 +168,9 @@ def run_ask_tell(controller, total: int, batch: int, pool: ScoringPool, recorder
         if new:
             pool.submit([g for _, g in new])
         if progress is not None:
-            best = controller.best
-            progress(f"[{len(recorder.rows)}/{total}] best reward {best[1]:.4f} | "
-                     f"{time.perf_counter() - start:.0f}s" if best else f"[{len(recorder.rows)}/{total}] no ok trial yet")
+            best, done = controller.best, f"[{len(recorder.rows)}/{total}]"
+            progress(f"{done} best reward {best[1]:.4f} | {time.perf_counter() - start:.0f}s" if best
+                     else f"{done} no candidate finished yet")
     stats.driver_s += time.perf_counter() - t_driver
     stats.wall_s = time.perf_counter() - start
     recorder.close()
