@@ -21,7 +21,6 @@ scoring time does not depend on how well it is trained).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import tempfile
@@ -37,16 +36,11 @@ def empty_trial(genotype, experiment, on_epoch):
     return TrialResult(genotype.to_string(), "ok", reward=0.1, accuracy=0.1, macs=1_000_000, params=1)
 
 
-@functools.lru_cache(maxsize=1)
-def _scorer(checkpoint, objective, target):
-    from nas.supernet.trials import SupernetTrialScorer
-
-    return SupernetTrialScorer(checkpoint, objective, target)
-
-
 def supernet_trial(genotype, experiment, on_epoch):
     """One candidate as one Tune trial: the scorer is built once per (reused) worker process."""
-    result = _scorer(experiment.evaluator.checkpoint, experiment.objective, experiment.target).score_one(
+    from nas.supernet.trials import cached_scorer
+
+    result = cached_scorer(experiment.evaluator.checkpoint, experiment.objective, experiment.target).score_one(
         genotype.to_string())
     on_epoch({"epoch": 0, "accuracy": result.accuracy, "loss": 0.0, "reward": result.reward})
     return result

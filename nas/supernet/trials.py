@@ -80,4 +80,11 @@ class SupernetTrialScorer:
 
 
 
-__all__ = ["SupernetTrialScorer"]
+@lru_cache(maxsize=2)
+def cached_scorer(checkpoint: str, objective: ObjectiveConfig, target: TargetModel, threads: int = 1
+                  ) -> SupernetTrialScorer:
+    """One scorer per process and checkpoint (for callers that score one candidate per call, e.g. a Tune trial)."""
+    return SupernetTrialScorer(checkpoint, objective, target, threads=threads)
+
+
+__all__ = ["SupernetTrialScorer", "cached_scorer"]
