@@ -14,7 +14,9 @@ Stages, in one Ray (``nas.driver.ray_session``), each in its own folder of the r
 
 ``stages.json`` (atomic) lists the finished stages and the verification plan.  ``--resume`` (after
 Ctrl-C or SIGKILL) skips finished stages, resumes the interrupted one from its own state (Tune's
-``tuner.pkl`` or the loop's ``search_state.json``) and starts the rest.
+``tuner.pkl`` or the loop's ``search_state.json``) and starts the rest.  A budget grown on resume
+(``--set budget.samples=N``) continues the search and the baseline to N; a verification that had
+finished is then done again for the new top-k, in a new folder (``verify-<N>/``).
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def baseline_experiment(exp: Experiment) -> Experiment:
     return stage_experiment(exp, BASELINE_DIR, controller=controller)
 
 
-def verify_experiment(exp: Experiment) -> Experiment:
+def verify_experiment(exp: Experiment, folder: str = VERIFY_DIR) -> Experiment:
     """Standalone proxy training of fixed genotypes: no early stopping, the search's resources."""
-    return stage_experiment(exp, VERIFY_DIR, scheduler=dataclasses.replace(exp.scheduler, name="fifo"),
+    return stage_experiment(exp, folder, scheduler=dataclasses.replace(exp.scheduler, name="fifo"),
                             evaluator=dataclasses.replace(exp.evaluator, kind="proxy", checkpoint=None))
 
 
@@ -99,19 +101,24 @@ def run_pipeline(exp: Experiment, resume: bool = False, address: str | None = No
         stages.append(("baseline", baseline_experiment(exp)))
     with ray_session(exp, address):
         for name, stage in stages:
-            if name in done:
+            if name in done and len(results.read_trials(stage.run_dir)) >= stage.budget.samples:
                 continue
             again = resume and _has_state(stage)
             say(f"== {name}: {stage.controller.name}, {stage.budget.samples} candidates, evaluator "
                 f"{stage.evaluator.kind}{' (resumed)' if again else ''} -> {stage.run_dir}")
             _search(stage, again, address, progress)
+            if "verify" in done:  # a grown budget re-ran a finished search: verify its new top-k afresh
+                state = read_stages(run_dir)
+                done.discard("verify")
+                _mark(run_dir, verify=None, verify_dir=f"{VERIFY_DIR}"
+                      f"-{stage.budget.samples}")
             done.add(name)
             _mark(run_dir, done=sorted(done))
         if exp.verify.top_k and "verify" not in done:
-            plan = read_stages(run_dir).get("verify") or verification_plan(run_dir, exp.verify.top_k,
-                                                                           exp.verify.reference)
+            state = read_stages(run_dir)
+            plan = state.get("verify") or verification_plan(run_dir, exp.verify.top_k, exp.verify.reference)
             _mark(run_dir, verify=plan)
-            v = verify_experiment(exp)
+            v = verify_experiment(exp, state.get("verify_dir") or VERIFY_DIR)
             again = resume and _has_state(v)
             say(f"== verify: {len(plan)} genotypes x {len(exp.verify.seeds)} seeds, standalone proxy training"
                 f"{' (resumed)' if again else ''} -> {v.run_dir}")

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"resume: {describe(changed)} (config.yaml updated)", flush=True)
     summary = run_pipeline(experiment, resume=args.resume, address=args.address, progress=progress,
                            header=f"`{Path(args.config).name}`: {e.description}")
+    s = summary["search"]
+    print(f"\ndone: {s['trials']} trials ({s['failed']} failed) in {summary['run_dir']}")
     print_summary(summary)
     return 0 if summary["search"]["best"] is not None else 1
 

@@ -40,6 +40,11 @@ def read_stages(run_dir: Path) -> dict[str, Any]:
         return {"done": [], "verify": None}
 
 
+def verify_dir(run_dir: Path) -> Path:
+    """The verification folder of the run: ``verify/``, or ``verify-<n>/`` after a grown budget re-ran the search."""
+    return Path(run_dir) / (read_stages(run_dir).get("verify_dir") or VERIFY_DIR)
+
+
 def top_genotypes(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     """The ``k`` best distinct genotypes by search reward (their best row each), best first."""
     best: dict[str, dict] = {}
@@ -79,7 +84,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 def verification_table(run_dir: Path) -> list[dict[str, Any]]:
     """One row per planned genotype: roles, search reward, verified reward/accuracy per seed and their stats."""
     plan = read_stages(run_dir).get("verify") or []
-    rows = results.read_trials(Path(run_dir) / VERIFY_DIR)
+    rows = results.read_trials(verify_dir(run_dir))
     table = []
     for entry in plan:
         mine = [r for r in rows if r.get("genotype") == entry["genotype"]]
@@ -146,4 +151,4 @@ def stage_summary(folder: Path) -> dict[str, Any]:
 
 
 __all__ = ["BASELINE_DIR", "STAGES", "VERIFY_DIR", "compare", "comparison_lines", "read_stages", "stage_summary",
-           "top_genotypes", "verification_plan", "verification_table"]
+           "top_genotypes", "verification_plan", "verification_table", "verify_dir"]
