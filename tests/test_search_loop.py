@@ -106,3 +106,12 @@ def test_resume_after_a_crash_loses_and_repeats_nothing(tmp_path, crash):
 def test_resume_without_state_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no search_state.json"):
         _run(tmp_path, InlinePool(), resume=True)
+
+
+def test_a_grown_budget_continues_a_finished_loop(tmp_path):
+    _run(tmp_path, InlinePool(), total=20)
+    first = results.read_trials(tmp_path)
+    stats = _run(tmp_path, InlinePool(), resume=True, total=30)
+    rows = results.read_trials(tmp_path)
+    assert len(rows) == 30 and stats.scored == 10 and rows[:20] == first
+    assert [r["trial_id"] for r in rows] == [f"c{i:05d}" for i in range(30)]
