@@ -32,10 +32,14 @@ from nas.stats import kendall, spearman
 
 
 def genotypes_of(space_name: str, n: int, seed: int) -> list:
-    from search_spaces import get_space, named_genotype
+    import dataclasses
+
+    from search_spaces import DEFAULT_FRAME, get_space, named_genotype
 
     space = get_space(space_name)
-    named = [named_genotype("b0"), named_genotype("mnasnet-a1")] if space_name == "mnasnet" else []
+    # mnasnet-a1 in the space's frame (TF's fixed 1280 head differs only below width 1.0; the supernet shares one)
+    a1 = named_genotype("mnasnet-a1")
+    named = [named_genotype("b0"), a1.with_frame(**dataclasses.asdict(DEFAULT_FRAME))] if space_name == "mnasnet" else []
     rng = np.random.default_rng(seed)
     out = list(named)
     while len(out) < n:

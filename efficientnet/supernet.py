@@ -188,6 +188,7 @@ class Supernet(nn.Module):
             if unknown:
                 raise ValueError(f"space {space.name!r} block {b}: op(s) {', '.join(unknown)} have no supernet "
                                  f"layer; supported: {', '.join(SUPPORTED_OPS)}")
+        self.frame = largest_genotype(space).frame  # one stem and head, shared by every path
         probe = self.spec(largest_genotype(space)).arch()  # stem and head do not depend on the genotype
         self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride)
         self.layers = nn.ModuleList()
@@ -223,6 +224,12 @@ class Supernet(nn.Module):
     def validate(self, genotype: Genotype) -> None:
         """ValueError/TypeError naming the block and field when ``genotype`` is not a path of the space."""
         self.space.validate(genotype)
+        if genotype.frame != self.frame:
+            f = self.frame
+            raise ValueError(f"frame: the supernet shares one stem and head (stem {f.stem} {f.stem_scaling}, head "
+                             f"{f.head} {f.head_scaling}), the genotype has {genotype.frame}; score "
+                             f"genotype.with_frame(stem={f.stem}, head={f.head}, stem_scaling={f.stem_scaling!r}, "
+                             f"head_scaling={f.head_scaling!r}) instead")
 
     def largest(self) -> Genotype:
         """The sandwich's largest path (:func:`largest_genotype`)."""

@@ -14,6 +14,7 @@ import logging
 import sys
 
 COMMANDS = (
+    "nas.commands.init",
     "nas.commands.show",
     "nas.commands.scale",
     "nas.commands.scale_search",

@@ -49,14 +49,14 @@ from controllers.ray_searcher import GENOTYPE_KEY, ControllerSearcher
 from efficientnet.compound import CompoundCoefficients
 from search_spaces import Genotype
 
-from .config import ConfigError
 from .errors import SearchInterrupted, SearchStopped
-from .experiment import Experiment, build_controller, check_cluster, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
+from .experiment import Experiment, build_controller, check_inputs, check_run_dir, resolved_yaml, scaled_experiment
 from .files import atomic_write
-from .proxy.config import for_gpu_share
+from .ray_local import join_cluster, start_local_ray
+from .proxy.config import for_gpu_share, set_trial_threads
 from .search import results
 from .search.recorder import TrialRecorder
-from .search.resume import NEW_CONTROLLER, seed_controller
+from .search.resume import NEW_CONTROLLER, cause_of, search_time, seed_controller, time_left
 from .search.resume import changes as resume_changes
 from .search.trial import RUNNING, TrialResult, reward_to_tell, settle
 
@@ -80,9 +80,7 @@ def proxy_trial(genotype: Genotype, experiment: Experiment, on_epoch: Callable[[
 
 def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = None) -> None:
     """The Tune function trainable: one genotype, a report per epoch, a final report of its TrialResult."""
-    import torch
-
-    torch.set_num_threads(max(1, int(experiment.resources.cpus_per_trial)))
+    set_trial_threads(experiment.proxy, experiment.resources.cpus_per_trial)  # threads = the trial's CPUs
     genotype = Genotype.from_string(config[GENOTYPE_KEY])
     scale = config.get(SCALE_KEY) or {}
     if scale:
@@ -103,7 +101,9 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
             tune.report({**metrics, **where, "status": RUNNING, "done": False})
 
     result = (trial_fn or proxy_trial)(genotype, experiment, on_epoch)
-    tune.report({**result.to_dict(), "epoch": result.epochs, **where, "done": True})
+    final = result.to_dict()
+    final.pop("history", None)  # the epochs were reported one by one; a list would flood Tune's TensorBoard logger
+    tune.report({**final, "epoch": result.epochs, **where, "done": True})
 
 
 class _RecordTrials(Callback):
@@ -158,28 +158,6 @@ class SearchOutcome:
     pareto: list[dict]
 
 
-#: Ray's own switch (read by ``ray._private.services.get_node_ip_address``): off, a node takes the loopback
-#: address as its IP, so the GCS, raylet, object manager, workers and agents all bind 127.0.0.1 only.
-_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False) -> None:
-    """Start a local Ray that listens on 127.0.0.1 only (nothing reachable from another host).
-
-    Ray's token auth is disabled for it (``RAY_AUTH_MODE=disabled``, unless the user set a mode):
-    with every socket on loopback only local users reach it.  Joining a cluster
-    (``--address``) is the user's choice and uses the cluster's own settings.
-    """
-    from ray._private import ray_constants
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ[_CLUSTER_SWITCH] = "0"  # inherited by the raylet, its workers and agents
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the variable when it imported Ray
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-             dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
-             log_to_driver=False)
-
-
 def _start_ray(experiment: Experiment, address: str | None) -> bool:
     """Connect to ``address`` or start a local, loopback-only Ray; returns whether we started it."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # keep the resumable state fresh
@@ -188,13 +166,7 @@ def _start_ray(experiment: Experiment, address: str | None) -> bool:
         return False
     address = address or experiment.ray.address
     if address:
-        check_cluster(experiment, address)
-        logger.info("joining the Ray cluster at %s", address)
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        except ConnectionError as err:
-            raise ConfigError(f"--address {address}: {str(err).strip().splitlines()[0]}; start the cluster "
-                              "(`ray start --head`) or drop --address to run a local Ray") from None
+        join_cluster(address, experiment.ray.connect_timeout_s)
         return True
     r = experiment.resources
     start_local_ray(r.num_cpus, r.num_gpus, experiment.ray.dashboard)
@@ -293,17 +265,17 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     interrupted = started = False
     try:
         started = _start_ray(experiment, address)
-        if restore:
+        if restore and time_left(experiment.budget.time_limit_s, results.read_trials(run_dir)) != 0.0:  # 0: the time limit is spent
             tuner = tune.Tuner.restore(experiment.tune_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
             recorders = _relocate(tuner, experiment, progress, total)
             interrupted = _fit_watching_sigint(tuner)
         rows = results.read_trials(run_dir)
-        left_s = _time_left(experiment, rows)
+        left_s = time_left(experiment.budget.time_limit_s, rows)
         if not interrupted and not _stop_reason(recorders) and (not resume or can_continue and len(rows) < total
                                                                 and (left_s is None or left_s > 0)):
             c = tune_config(rows) if resume else tune_config()
-            recorder = TrialRecorder(run_dir, total, progress, elapsed_s=_elapsed(rows),
+            recorder = TrialRecorder(run_dir, total, progress, elapsed_s=search_time(rows),
                                      stop_after_failures=experiment.budget.stop_after_failures)
             recorders = [recorder]
             tuner = tune.Tuner(
@@ -321,7 +293,7 @@ def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Ca
     except KeyboardInterrupt:
         interrupted = True
     except Exception as err:  # noqa: BLE001 - only the controller's infeasible constraint is handled here
-        infeasible = _cause(err, InfeasibleConstraintError)
+        infeasible = cause_of(err, InfeasibleConstraintError)
         if infeasible is None:
             raise
         summary = results.write_summary(run_dir)
@@ -350,7 +322,7 @@ def _relocate(tuner, experiment: Experiment, progress, total: int) -> list[Trial
     if internal is None:  # Ray client: the Tuner lives on the cluster
         logger.warning("resuming through Ray client: results are recorded where the run started")
         return []
-    internal._tune_config.time_budget_s = _time_left(experiment, results.read_trials(experiment.run_dir))
+    internal._tune_config.time_budget_s = time_left(experiment.budget.time_limit_s, results.read_trials(experiment.run_dir))
     recorders = []
     for callback in internal.get_run_config().callbacks or []:
         if isinstance(callback, _RecordTrials):
@@ -391,27 +363,8 @@ def _fit_watching_sigint(tuner) -> bool:
         signal.signal(signal.SIGINT, previous)
 
 
-def _elapsed(rows: list[dict]) -> float:
-    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
-
-
-def _time_left(experiment: Experiment, rows: list[dict]) -> float | None:
-    limit = experiment.budget.time_limit_s
-    return None if limit is None else max(0.0, limit - _elapsed(rows))
-
-
 def _stop_reason(recorders: list[TrialRecorder]) -> str | None:
     return next((r.stop_reason for r in recorders if r.stop_reason), None)
-
-
-def _cause(err: BaseException, kind: type) -> BaseException | None:
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kind):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 class _StopOnRepeatedFailure(tune.Stopper):

@@ -249,14 +249,6 @@ def check_inputs(exp: Experiment, address: str | None = None) -> None:
     A mistake here would otherwise fail every trial inside Ray and burn the budget.  The image-folder
     kind is only checked to exist (reading it is the slow part of a trial).
     """
-    if exp.data.kind != "imagefolder":
-        from .proxy.data import load_data
-
-        try:
-            load_data(exp.data)
-        except (ValueError, OSError) as err:
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(text if text.startswith("data") else f"data: {text}") from None
     if exp.objective.cost == "latency":
         try:
             cost_function(exp)
@@ -273,6 +265,14 @@ def check_inputs(exp: Experiment, address: str | None = None) -> None:
             if not torch.cuda.is_available():
                 raise ConfigError("proxy.device: cuda, but this machine has no CUDA GPU; set proxy.device: cpu "
                                   "(or auto), or join a GPU cluster with --address")
+    if exp.data.kind != "imagefolder":  # last: it logs what it loaded
+        from .proxy.data import load_data
+
+        try:
+            load_data(exp.data)
+        except (ValueError, OSError) as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(text if text.startswith("data") else f"data: {text}") from None
 
 
 def check_cluster(exp: Experiment, address: str | None) -> None:

@@ -17,9 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("search_spaces", "efficientnet", "controllers", "nas")
-#: The only modules allowed to import Ray: the drivers of nas/ (Tune trials; the scoring-actor pool;
-#: Ray Train of the supernet and of `nas train`) and the adapter of controllers/.
-RAY_MODULES = {"nas.driver", "nas.actor_pool", "nas.supernet.ray_train", "nas.train.ray_train",
+#: The only modules allowed to import Ray: the drivers of nas/ (Tune trials; the scoring-actor pool; one way
+#: to start or join Ray; Ray Train of `nas train` and of the supernet) and the adapter of controllers/.
+RAY_MODULES = {"nas.driver", "nas.actor_pool", "nas.ray_local", "nas.train.ray_train", "nas.supernet.ray_train",
                "controllers.ray_searcher"}
 CLI_PREFIXES = ("nas.cli", "nas.commands")
 

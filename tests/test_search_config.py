@@ -37,6 +37,10 @@ def test_shipped_experiments_load():
             from nas.train.config import TrainExperiment
 
             from_dict(TrainExperiment, raw)
+        elif "supernet" in raw:  # supernet experiments (nas supernet train) have their own sections
+            from nas.supernet.config import SupernetExperiment
+
+            from_dict(SupernetExperiment, raw)
         elif "grid" not in raw:  # scale-grid files are checked by their own tests
             from_dict(Experiment, raw)  # types and keys; cluster data paths need not exist here
     folder = shipped[0].parent

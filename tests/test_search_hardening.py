@@ -1,6 +1,6 @@
 """A search's safety and its run dir's life: loopback-only Ray, resume where the run dir is, torn rows.
 
-One local Ray for the module, started the way ``nas search`` starts it (``nas.driver.start_local_ray``).
+One local Ray for the module, started the way ``nas search`` starts it (``nas.ray_local.start_local_ray``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def local_ray():
     import ray
     from ray import cloudpickle
 
-    from nas.driver import start_local_ray
+    from nas.ray_local import start_local_ray
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trial functions below travel by value
     start_local_ray(num_cpus=2)
@@ -136,6 +136,7 @@ def test_ctrl_c_says_interrupted_exits_130_and_a_copy_resumes_into_itself(tmp_pa
     assert f"nas: search interrupted after {done} of 5 trials" in err, err
     assert f"continue it with: nas search {run_dir} --resume" in err
     assert "\ndone:" not in out and "Tuner.restore" not in out + err, (out, err)
+    assert "You are trying to log an invalid value" not in err  # Tune's TensorBoard logger fed no list
     assert all(r["status"] == "ok" for r in results.read_trials(run_dir)), results.read_trials(run_dir)
 
     copy = _copy(run_dir, tmp_path / "copies")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 from efficientnet import count_spec, measure_macs, walk
 from efficientnet.dynamic_ops import DynamicConv2d
 from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-from search_spaces import BlockChoices, BlockGene, Genotype, SearchSpace, get_space, named_genotype
+from search_spaces import DEFAULT_FRAME, BlockChoices, BlockGene, Genotype, SearchSpace, get_space, named_genotype
 
 QUICK = dict(width=0.25, depth=0.5, resolution=32, stem_stride=2, num_classes=10)  # the quickstart's proxy
 TINY = dict(width=1.0, depth=1.0, resolution=32, stem_stride=1, num_classes=10)
@@ -20,8 +22,18 @@ def _genotypes(space: SearchSpace, n: int, seed: int = 0) -> list[Genotype]:
     rng = np.random.default_rng(seed)
     out = [space.sample(rng) for _ in range(n)] + [largest_genotype(space), smallest_genotype(space)]
     if space.name == "mnasnet":
-        out += [named_genotype("b0"), named_genotype("mnasnet-a1")]
+        out += [named_genotype("b0"), in_space_frame(named_genotype("mnasnet-a1"))]
     return out
+
+
+def in_space_frame(genotype: Genotype) -> Genotype:
+    """mnasnet-a1 keeps TF's fixed 1280 head; the supernet's paths share the space's (scaled) frame."""
+    return genotype.with_frame(**dataclasses.asdict(DEFAULT_FRAME))
+
+
+def test_a_foreign_frame_is_rejected_naming_the_fix(quick_net):
+    with pytest.raises(ValueError, match=r"frame: the supernet shares .*head_scaling=.fixed.*with_frame\(stem=32"):
+        quick_net(torch.zeros(1, 3, 32, 32), named_genotype("mnasnet-a1"))
 
 
 def _perturbed(net: Supernet, seed: int = 0) -> Supernet:
@@ -157,7 +169,7 @@ def test_choosing_paths_allocates_no_parameters():
 
 def test_recalibration_changes_bn_statistics_and_nothing_else(quick_net):
     net = quick_net
-    g = named_genotype("mnasnet-a1")
+    g = in_space_frame(named_genotype("mnasnet-a1"))
     gen = torch.Generator().manual_seed(7)
     batches = [torch.randn(16, 3, 32, 32, generator=gen) for _ in range(3)]
     params = {n: p.detach().clone() for n, p in net.named_parameters()}

@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import pytest
+from net_helpers import is_loopback, listening, process_tree
 
 from nas.supernet import load_supernet_experiment, read_checkpoint
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    from nas.supernet.ray_train import start_local_ray
+    from nas.ray_local import start_local_ray
 
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     start_local_ray(num_cpus=2)
@@ -33,6 +34,8 @@ def test_two_workers_train_different_shards_to_identical_weights(tmp_path, local
         "supernet": {"epochs": 2, "batch_size": 64, "calib_batches": 1, "calib_batch_size": 64},
         "output": {"dir": str(tmp_path), "name": "ddp"}})
     summary = train_distributed(exp, workers=2)
+    sockets = listening(process_tree(os.getpid()))  # the local Ray and what Ray Train started in it
+    assert sockets and all(is_loopback(ip) for _, ip, _ in sockets), sockets
     assert summary.epochs == 2 and [h["epoch"] for h in summary.history] == [1, 2]
     meta = read_checkpoint(exp.checkpoint_path)["meta"]
     assert meta["world_size"] == 2 and meta["epoch"] == 2

@@ -58,6 +58,12 @@ def test_config_is_strict(tmp_path, override, match):
         load_supernet_experiment(data=data, overrides=[override])
 
 
+def test_shipped_supernet_experiment_loads():
+    exp = load_supernet_experiment(ROOT / "experiments" / "supernet_quick.yaml")
+    assert (exp.proxy.width, exp.proxy.depth, exp.proxy.resolution, exp.proxy.stem_stride) == (0.25, 0.5, 32, 2)
+    assert exp.checkpoint_path.name == "supernet.pt" and exp.run_dir.name == "supernet_quick"
+
+
 def test_batch_must_split_across_workers(tmp_path):
     with pytest.raises(ConfigError, match="supernet.batch_size must be divisible by workers"):
         load_supernet_experiment(data=_cfg(tmp_path, workers=3))

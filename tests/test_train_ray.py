@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from nas.train.ray_train import local_ray as start
+    from nas.ray_local import ray_session
 
-    with start(num_cpus=2) as started:
+    with ray_session(num_cpus=2) as started:
         assert started
         yield
 

@@ -190,6 +190,15 @@ def test_train_proxy_error_is_the_only_stderr_line(tmp_path):
     assert run.returncode == 2 and len(lines) == 1 and "missing.npz" in lines[0], run.stderr
 
 
+@pytest.mark.parametrize("name", ["--address with nothing listening", "latency table does not load"])
+def test_in_a_fresh_process_too_the_error_is_the_only_stderr_line(name, tmp_path):
+    """No log line (what the checks loaded) comes before the error in a real `nas` process."""
+    build, expected = {n: (b, e) for n, b, e in CASES}[name]
+    run = _cli(*build(tmp_path))
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and expected in lines[0], run.stderr
+
+
 def test_onnx_export_without_onnx_names_the_extra(tmp_path):
     """A plain install (no onnx): one line naming `pip install 'effnas[onnx]'`."""
     blocker = tmp_path / "site"

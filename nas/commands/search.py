@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_pool_run_dir(experiment, args.resume)
     changed = changes(experiment) if args.resume else {}
-    check_inputs(experiment, args.address)
     check_cluster(experiment, args.address)
+    check_inputs(experiment, args.address)  # the last check: it logs what it loaded
 
     from nas.pipeline import run_pipeline
 

@@ -6,7 +6,10 @@ import argparse
 import logging
 import sys
 
+import torch
+
 from nas.config import to_dict
+from nas.proxy.config import set_trial_threads
 from nas.search.trial import TrialResult, load_trial_config, run_trial
 from search_spaces import resolve_genotype
 
@@ -46,6 +49,7 @@ def print_result(result: TrialResult) -> None:
         ("proxy params", f"{result.proxy_params:,} ({human(result.proxy_params)})"),
         ("proxy MACs", f"{result.proxy_macs:,} ({human(result.proxy_macs)})"),
         ("epochs", str(result.epochs)), ("wall", f"{result.wall_s:.1f} s"),
+        ("threads", f"{torch.get_num_threads()} (proxy.threads)"),
         ("training", f"{result.images_per_s:.0f} images/s"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -61,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_trial_config(args.config, args.overrides)
     genotype = resolve_genotype(args.genotype)
     log.debug("trial config: %s", to_dict(cfg))
+    threads = set_trial_threads(cfg.proxy)  # one trial: proxy.threads, else 1 (a search trial's default CPUs)
+    log.debug("training with %d torch thread(s)", threads)
     on_epoch = None if (args.json or args.quiet) else _progress
     result = run_trial(genotype, cfg.proxy, cfg.data, cfg.objective, cfg.target, on_epoch=on_epoch)
     if args.json:

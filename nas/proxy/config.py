@@ -71,6 +71,10 @@ class ProxyConfig:
     cudnn_benchmark_limit: int = 10
     #: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:1``, ...
     device: str = "auto"
+    #: torch intra-op threads of the process that trains (null: the trial's CPUs, see ``trial_threads``).
+    #: torch's own default (every core) oversubscribes a shared machine: measured on a loaded 2-core VM,
+    #: one `nas train-proxy` trial took 122-276 s with 2 threads, 8 s with 1.
+    threads: int | None = None
     seed: int = 0
     #: Accuracy is measured on the held-out part of the training split; ``test`` only for final reports.
     evaluate_on: Literal["holdout", "test"] = "holdout"
@@ -101,6 +105,8 @@ class ProxyConfig:
         need(self.crop_padding >= 0, "crop_padding", ">= 0 pixels", "e.g. 4")
         need(self.cudnn_benchmark_limit >= 0, "cudnn_benchmark_limit", ">= 0 (0 = try every algorithm)", "e.g. 10")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or null", "e.g. 5.0")
+        need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads",
+             "an integer >= 1 or null (the trial's CPUs)", "e.g. 1")
         try:
             torch.device(self.device if self.device != "auto" else "cpu")
         except (RuntimeError, TypeError):
@@ -111,6 +117,18 @@ class ProxyConfig:
         """The down-scaled proxy network of ``genotype``."""
         return ModelSpec(genotype, width=self.width, depth=self.depth, resolution=self.resolution,
                          dropout=self.dropout, num_classes=num_classes, stem_stride=self.stem_stride)
+
+
+def trial_threads(proxy: ProxyConfig, cpus: float = 1.0) -> int:
+    """The intra-op threads a trial trains with: ``proxy.threads``, else its CPUs (at least 1)."""
+    return proxy.threads if proxy.threads is not None else max(1, int(cpus))
+
+
+def set_trial_threads(proxy: ProxyConfig, cpus: float = 1.0) -> int:
+    """Set this process's torch threads for training a trial (``trial_threads``); returns the number."""
+    threads = trial_threads(proxy, cpus)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def resolve_device(name: str) -> torch.device:

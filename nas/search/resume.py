@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 #: Keys a resumed search may change, and the ones that rebuild the controller (its constraint).
 MAY_CHANGE = ("budget.samples", "budget.time_limit_s", "controller.cost_min", "controller.cost_max",
               "controller.max_tries", "resources.cpus_per_trial", "resources.gpus_per_trial",
-              "resources.num_cpus", "resources.num_gpus", "ray.address", "ray.dashboard")
+              "resources.num_cpus", "resources.num_gpus", "proxy.threads", "ray.address", "ray.dashboard",
+              "ray.connect_timeout_s")
 NEW_CONTROLLER = ("controller.cost_min", "controller.cost_max", "controller.max_tries")
 #: Where the run is: taken from the run dir's location, never compared.
 _LOCATION = ("output.dir", "output.name")
@@ -106,3 +107,24 @@ def seed_controller(controller, rows: list[dict]) -> int:
             continue
         learned += 1
     return learned
+
+
+def search_time(rows: list[dict]) -> float:
+    """Search time spent so far (the ``search_s`` of the last recorded trial; downtime not counted)."""
+    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
+
+
+def time_left(limit_s: float | None, rows: list[dict]) -> float | None:
+    """What is left of ``budget.time_limit_s`` (``None``: no limit; 0: spent)."""
+    return None if limit_s is None else max(0.0, limit_s - search_time(rows))
+
+
+def cause_of(err: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``err``'s chain (Ray wraps a searcher's error)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -7,23 +7,21 @@ device; the loop itself is the same plain function a single process runs.  Every
 trains on its own shard of every batch; rank 0 writes the checkpoint into the run dir after
 every epoch (on a multi-node cluster ``output.dir`` must be a filesystem all nodes share).
 
-Without ``ray.address`` a local Ray is started (``address="local"``: never a stale cluster) and
-stopped again.  Ray 2.60 offers no way to keep its gRPC servers on the loopback interface:
-``ray.init(_node_ip_address="127.0.0.1")`` is turned into the machine's address
-(``ray._private.services.resolve_ip_for_localhost``) and the GCS, raylet and worker servers
-listen on all interfaces (checked with ``ss -ltnp``); only the dashboard, off here, takes a host.
+Without ``ray.address`` a local Ray is started (``address="local"``: never a stale cluster), bound to
+127.0.0.1 only (:mod:`nas.ray_local`), and stopped again.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Callable
 
 import ray
 import ray.train
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
+
+from nas.ray_local import ray_session
 
 from .config import SupernetExperiment, experiment_from_dict
 from .train import TrainSummary, train_supernet
@@ -49,13 +47,6 @@ def _use_gpu(exp: SupernetExperiment) -> bool:
     return device.startswith("cuda")
 
 
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
-    """A fresh local Ray (``address="local"``), no dashboard."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-             logging_level=logging.WARNING, log_to_driver=False)
-
-
 def train_distributed(exp: SupernetExperiment, workers: int | None = None, resume: bool = False,
                       progress: Callable[[str], None] | None = None) -> TrainSummary:
     """Train the supernet of ``exp`` on ``workers`` Ray Train workers (default ``supernet.workers``)."""
@@ -64,14 +55,7 @@ def train_distributed(exp: SupernetExperiment, workers: int | None = None, resum
     if cfg.batch_size % workers:
         raise ValueError(f"supernet.batch_size={cfg.batch_size} must be divisible by --workers {workers}; "
                          f"e.g. --set supernet.batch_size={cfg.batch_size // workers * workers or workers}")
-    started = False
-    if not ray.is_initialized():
-        if exp.ray.address:
-            ray.init(address=exp.ray.address, logging_level=logging.WARNING, log_to_driver=False)
-        else:
-            start_local_ray()
-        started = True
-    try:
+    with ray_session(exp.ray.address):
         use_gpu = _use_gpu(exp)
         exp.run_dir.mkdir(parents=True, exist_ok=True)
         storage = exp.output.storage or str(exp.run_dir)
@@ -90,9 +74,6 @@ def train_distributed(exp: SupernetExperiment, workers: int | None = None, resum
         result = trainer.fit()
         if result.error is not None:
             raise result.error
-    finally:
-        if started:
-            ray.shutdown()
     from .checkpoint import read_checkpoint
 
     meta = read_checkpoint(exp.checkpoint_path)["meta"]

@@ -10,10 +10,7 @@ returns the newest one: that is ``--resume``, after a clean stop or a kill -9
 alike.  On a multi-node cluster, ``output.dir`` (or ``output.storage``) and the
 data path must be visible at the same path on every node.
 
-A local Ray listens on 127.0.0.1 only: Ray 2.60 binds its gRPC servers to the
-node IP and takes the loopback address as the node IP when
-``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the single-machine mode it uses on
-macOS/Windows); ``fit`` sets it for the processes it starts (verified with
+A local Ray listens on 127.0.0.1 only (:mod:`nas.ray_local`, verified with
 ``ss -ltn`` in tests/test_train_ray.py).
 """
 
@@ -22,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -33,15 +29,13 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from nas.experiment import OutputConfig
+from nas.ray_local import ray_session
 
 from . import checkpoint as ckpt
 from .config import WorkersConfig
 from .loop import TrainJob, run_worker
 
 log = logging.getLogger(__name__)
-
-_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
 
 class TrainingFailed(RuntimeError):
     """A worker raised or died: the message is the first line of its error."""
@@ -75,37 +69,6 @@ class _RaySession:
 
 def _train_fn(config: dict) -> None:
     run_worker(config["job"], _RaySession())
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int | None = None, address: str | None = None) -> Iterator[bool]:
-    """Join ``address``, reuse a running Ray, or start a local one on 127.0.0.1; yields whether we started it."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if ray.is_initialized():
-        yield False
-        return
-    if address:
-        log.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        from ray._private import ray_constants
-
-        saved = os.environ.get(_LOCAL_ONLY), ray_constants.ENABLE_RAY_CLUSTER
-        os.environ[_LOCAL_ONLY] = "0"  # inherited by the GCS, raylet and workers started now
-        ray_constants.ENABLE_RAY_CLUSTER = False  # this (already imported) driver: node IP = 127.0.0.1
-        try:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=False)
-        finally:
-            if saved[0] is None:
-                os.environ.pop(_LOCAL_ONLY, None)
-            else:
-                os.environ[_LOCAL_ONLY] = saved[0]
-            ray_constants.ENABLE_RAY_CLUSTER = saved[1]
-    try:
-        yield True
-    finally:
-        ray.shutdown()
 
 
 class _Progress(threading.Thread):
@@ -150,7 +113,7 @@ def fit(job: TrainJob, workers: WorkersConfig, output: OutputConfig, address: st
     """
     run_dir = Path(job.run_dir)
     storage = output.storage or output.dir
-    with local_ray(workers.num_cpus, address):
+    with ray_session(address, workers.num_cpus):
         gpu = workers.gpu == "on" or (workers.gpu == "auto" and ray.cluster_resources().get("GPU", 0) >= 1)
         if gpu and workers.gpu == "on" and ray.cluster_resources().get("GPU", 0) < workers.count:
             raise ValueError(f"workers.gpu=on needs {workers.count} GPUs, the Ray cluster has "
