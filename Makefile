@@ -21,11 +21,19 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# Each `make search` starts a new run dir (runs/quickstart-<time>); continue an interrupted one with
-# `nas search runs/quickstart-<time> --resume`.
-SEARCH_NAME ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
+# `make search`: train a small supernet of the MnasNet space (experiments/supernet_search.yaml), then run
+# evolution and the equal-budget random baseline on it and verify the top 3 of each by standalone training
+# (experiments/quickstart.yaml).  Each `make search` starts a new pair of run dirs, runs/quickstart-<time>
+# (search, baseline/, verify/, report.md) and runs/quickstart-<time>-supernet; continue an interrupted one with
+# `nas supernet train runs/quickstart-<time>-supernet --resume` / `nas search runs/quickstart-<time> --resume`.
+SEARCH_STAMP := quickstart-$(shell date +%Y%m%d-%H%M%S)
+SEARCH_NAME ?= $(SEARCH_STAMP)
 search: install
-	$(VENV)/bin/nas search experiments/quickstart.yaml --set output.name=$(SEARCH_NAME)
+	OMP_NUM_THREADS=1 $(VENV)/bin/nas supernet train experiments/supernet_search.yaml \
+		--set output.name=$(SEARCH_NAME)-supernet
+	OMP_NUM_THREADS=1 $(VENV)/bin/nas search experiments/quickstart.yaml --set output.name=$(SEARCH_NAME) \
+		--set evaluator.checkpoint=runs/$(SEARCH_NAME)-supernet/supernet.pt
+	@echo "report: runs/$(SEARCH_NAME)/report.md   summary again: $(VENV)/bin/nas results runs/$(SEARCH_NAME)"
 
 # One intra-op thread a process: the tests run Ray workers beside the test process on 2 cores,
 # and oversubscribed OpenMP threads made the suite 5-10x slower there.

@@ -22,8 +22,9 @@ COMMANDS = (
     "nas.commands.train_proxy",
     "nas.commands.export",
     "nas.commands.search",
-    "nas.commands.train",
+    "nas.commands.results",
     "nas.commands.supernet",
+    "nas.commands.train",
 )
 
 

@@ -27,6 +27,7 @@ back from the searcher checkpoint, unfinished trials run again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -35,7 +36,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import ray
 from ray import tune
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 #: metrics carry ``epoch``, ``accuracy`` and ``reward`` (what ASHA and the searcher read), as ``run_trial``'s do.
 TrialFn = Callable[[Genotype, Experiment, Callable[[dict], Any]], TrialResult]
 SCALE_KEY = "scale"
+#: A verification trial's proxy seed (``run_verification``).
+SEED_KEY = "seed"
 
 
 def proxy_trial(genotype: Genotype, experiment: Experiment, on_epoch: Callable[[dict], Any]) -> TrialResult:
@@ -82,6 +85,9 @@ def _trainable(config: dict, experiment: Experiment, trial_fn: TrialFn | None = 
     scale = config.get(SCALE_KEY) or {}
     if scale:
         experiment = scaled_experiment(experiment, CompoundCoefficients(**scale))
+    if config.get(SEED_KEY) is not None:
+        experiment = dataclasses.replace(experiment, proxy=dataclasses.replace(experiment.proxy,
+                                                                               seed=int(config[SEED_KEY])))
     proxy = for_gpu_share(experiment.proxy, experiment.resources.gpus_per_trial)
     if proxy is not experiment.proxy:
         experiment = dataclasses.replace(experiment, proxy=proxy)
@@ -110,7 +116,8 @@ class _RecordTrials(Callback):
     def _record(self, trial, error: str | None) -> None:
         last = dict(trial.last_result or {})
         result = settle(trial.config.get(GENOTYPE_KEY), last, error)
-        extra = {**(trial.config.get(SCALE_KEY) or {}), **({"node_id": last["node_id"]} if "node_id" in last else {})}
+        extra = {**(trial.config.get(SCALE_KEY) or {}), **({"node_id": last["node_id"]} if "node_id" in last else {}),
+                 **({SEED_KEY: trial.config[SEED_KEY]} if trial.config.get(SEED_KEY) is not None else {})}
         controller = getattr(self.searcher, "controller", None)
         self.recorder.record(trial.trial_id, result, extra, controller.stats() if controller is not None else None)
 
@@ -209,6 +216,29 @@ def run_scale_grid(experiment: Experiment, genotype: Genotype, grid: list[dict[s
                     search_alg=None, num_samples=1, max_concurrent_trials=experiment.resources.max_concurrent)
 
     return _fit(experiment, resume, address, progress, trial_fn, len(grid), tune_config)
+
+
+def run_verification(experiment: Experiment, genotypes: list[str], seeds: list[int], resume: bool = False,
+                     address: str | None = None, progress: Callable[[str], None] | None = None,
+                     trial_fn: TrialFn | None = None) -> SearchOutcome:
+    """Retrain every genotype of ``genotypes`` standalone with the proxy recipe once per seed (one trial each)."""
+    def tune_config() -> dict:
+        return dict(searcher=None, param_space={GENOTYPE_KEY: tune.grid_search(list(genotypes)),
+                                                SEED_KEY: tune.grid_search(list(seeds))},
+                    search_alg=None, num_samples=1, max_concurrent_trials=experiment.resources.max_concurrent)
+
+    return _fit(experiment, resume, address, progress, trial_fn, len(genotypes) * len(seeds), tune_config)
+
+
+@contextlib.contextmanager
+def ray_session(experiment: Experiment, address: str | None = None) -> Iterator[None]:
+    """One Ray for several stages (search, baseline, verification): started here unless one is running."""
+    started = _start_ray(experiment, address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _fit(experiment: Experiment, resume: bool, address: str | None, progress: Callable[[str], None] | None,

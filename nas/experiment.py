@@ -30,6 +30,7 @@ from .cost.target import TargetModel
 from .proxy.config import ProxyConfig
 from .proxy.data import DataConfig
 from .search import results
+from .search.evaluator import EvaluatorConfig, VerifyConfig
 from .search.objective import ObjectiveConfig
 
 #: The file Ray Tune keeps a restorable Tuner's state in (``ray.tune.impl.tuner_internal._TUNER_PKL``).
@@ -105,6 +106,11 @@ class Experiment:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    #: What scores a candidate (``proxy`` training or a ``supernet`` checkpoint), the equal-budget
+    #: baseline run beside the search (``random`` or ``none``) and the verification of both.
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    baseline: Literal["random", "none"] = "random"
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -142,7 +148,8 @@ def absolute_paths(exp: Experiment) -> Experiment:
     objective = dataclasses.replace(exp.objective, latency_table=fix(exp.objective.latency_table))
     data = dataclasses.replace(exp.data, path=fix(exp.data.path))
     output = dataclasses.replace(exp.output, dir=fix(exp.output.dir), storage=fix(exp.output.storage))
-    return dataclasses.replace(exp, objective=objective, data=data, output=output)
+    evaluator = dataclasses.replace(exp.evaluator, checkpoint=fix(exp.evaluator.checkpoint))
+    return dataclasses.replace(exp, objective=objective, data=data, output=output, evaluator=evaluator)
 
 
 def _positive(value: float, where: str, integer: bool = False, allow_zero: bool = False) -> None:
@@ -191,6 +198,7 @@ def check_experiment(exp: Experiment) -> None:
     _positive(exp.ray.connect_timeout_s, "ray.connect_timeout_s")
     if exp.ray.address:
         host_port(exp.ray.address)
+    check_verification(exp)
     c = exp.controller
     if c.max_tries <= 0:
         raise ConfigError(f"controller.max_tries: must be an integer > 0, got {c.max_tries!r}")
@@ -198,6 +206,28 @@ def check_experiment(exp: Experiment) -> None:
         raise ConfigError(f"controller: cost_min <= cost_max must hold, got ({c.cost_min}, {c.cost_max})")
     if c.cost_min is not None or c.cost_max is not None:
         check_feasible(exp, space)
+
+
+def check_verification(exp: Experiment) -> None:
+    """``evaluator``, ``baseline`` and ``verify``: valid values, and a supernet that fits the experiment."""
+    exp.evaluator.check()
+    exp.verify.check()
+    if exp.evaluator.kind != "supernet":
+        return
+    from .supernet.checkpoint import read_checkpoint
+
+    try:
+        meta = read_checkpoint(exp.evaluator.checkpoint)["meta"]
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"evaluator.checkpoint: {err}") from None
+    if meta.get("space") != exp.space:
+        raise ConfigError(f"evaluator.checkpoint: the supernet is of space {meta.get('space')!r}, the experiment "
+                          f"searches {exp.space!r}; set space: {meta.get('space')} or train a supernet of {exp.space}")
+    trained_on = from_dict(DataConfig, meta["data"], "checkpoint data")
+    if trained_on != exp.data:
+        raise ConfigError(f"data: the supernet was trained on {to_dict(trained_on)}, the experiment has "
+                          f"{to_dict(exp.data)}; use the supernet's data section (its held-out images are the "
+                          "ones it never trained on)")
 
 
 #: What Ray's dashboard imports (``ray.dashboard.optional_deps``; installed by ``ray[default]``).
@@ -335,6 +365,7 @@ def resolved_yaml(exp: Experiment) -> str:
 
 
 __all__ = ["BudgetConfig", "ControllerConfig", "Experiment", "OutputConfig", "RayConfig", "ResourcesConfig",
-           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_inputs", "check_run_dir", "cost_function",
+           "SchedulerConfig", "build_controller", "check_cluster", "check_experiment", "check_inputs", "check_run_dir",
+           "check_verification", "cost_function",
            "load_experiment", "resolved_yaml", "scale_model", "scaled_experiment"]
 

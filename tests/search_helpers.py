@@ -16,6 +16,9 @@ SMALL = {
     "data": {"kind": "builtin", "train_limit": 256, "holdout": 128},
     "budget": {"samples": 6},
     "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+    # The search stage only (tests of the baseline and verification stages turn them on).
+    "baseline": "none",
+    "verify": {"top_k": 0},
 }
 
 

@@ -17,8 +17,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("search_spaces", "efficientnet", "controllers", "nas")
-#: The only modules allowed to import Ray: the driver of nas/ and the adapter of controllers/.
-RAY_MODULES = {"nas.driver", "nas.ray_local", "nas.train.ray_train", "nas.supernet.ray_train", "controllers.ray_searcher"}
+#: The only modules allowed to import Ray: the drivers of nas/ (Tune trials; the scoring-actor pool; one way
+#: to start or join Ray; Ray Train of `nas train` and of the supernet) and the adapter of controllers/.
+RAY_MODULES = {"nas.driver", "nas.actor_pool", "nas.ray_local", "nas.train.ray_train", "nas.supernet.ray_train",
+               "controllers.ray_searcher"}
 CLI_PREFIXES = ("nas.cli", "nas.commands")
 
 

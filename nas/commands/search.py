@@ -1,4 +1,4 @@
-"""``nas search CONFIG [--set key=value]... [--resume] [--address ADDR]``: the Ray Tune search."""
+"""``nas search CONFIG [--set key=value]... [--resume] [--address ADDR]``: search, baseline, verification, report."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_run_options, human, print_table
+from .common import add_run_options, print_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="run an architecture search through Ray Tune",
-                       description="Run the search an experiment YAML describes, to the end. Without --address a "
-                                   "local Ray is started and stopped; results go to <output.dir>/<output.name>.")
+    p = sub.add_parser("search", help="run an architecture search, its random baseline and their verification",
+                       description="Run the search an experiment YAML describes, to the end: the search, an "
+                                   "equal-budget random baseline (baseline: random), the top-k of both retrained "
+                                   "standalone per seed (verify:), and report.md. Without --address a local Ray is "
+                                   "started and stopped; results go to <output.dir>/<output.name>.")
     p.add_argument("config", metavar="CONFIG", help="experiment YAML, or with --resume a run dir")
     add_run_options(p, "budget.samples=8")
     p.set_defaults(func=run)
@@ -35,44 +37,56 @@ def run(args: argparse.Namespace) -> int:
     experiment = load_experiment(run_dir / CONFIG if run_dir else config, args.overrides)  # config mistakes stop here
     if run_dir is not None:
         experiment = relocated(experiment, run_dir)  # resume where the run dir is now (moved or copied)
-    check_run_dir(experiment, args.resume)
+    if experiment.evaluator.kind == "proxy":
+        check_run_dir(experiment, args.resume)
+    else:
+        check_pool_run_dir(experiment, args.resume)
     changed = changes(experiment) if args.resume else {}
     check_cluster(experiment, args.address)
     check_inputs(experiment, args.address)  # the last check: it logs what it loaded
 
-    from nas.driver import run_search
+    from nas.pipeline import run_pipeline
 
-    print(f"search: space {experiment.space}, controller {experiment.controller.name}, "
-          f"{experiment.budget.samples} trials, {experiment.resources.max_concurrent} at a time -> "
-          f"{experiment.run_dir}", flush=True)
+    e = experiment
+    print(f"search: space {e.space}, controller {e.controller.name}, evaluator {e.evaluator.kind}, "
+          f"{e.budget.samples} candidates; baseline {e.baseline}; verify top {e.verify.top_k} x seeds "
+          f"{list(e.verify.seeds)} -> {e.run_dir}", flush=True)
     if changed:
         print(f"resume: {describe(changed)} (config.yaml updated)", flush=True)
-    outcome = run_search(experiment, resume=args.resume, address=args.address, progress=progress)
-    print(f"\ndone: {outcome.trials} trials ({outcome.failed} failed) in {outcome.run_dir}")
-    if outcome.pareto:
-        print("Pareto front (accuracy vs MACs):")
-        print_table([{"trial": r["trial_id"], "accuracy": round(r["accuracy"], 4), "MACs": human(r["macs"]),
-                      "params": human(r["params"]), "reward": round(r["reward"], 4)} for r in outcome.pareto],
-                    ["trial", "accuracy", "MACs", "params", "reward"])
-    if outcome.best is None:
-        print("no trial finished successfully; see trials.jsonl for the reasons", file=sys.stderr)
-        return 1
-    b = outcome.best
-    print(improvement_line(outcome.run_dir, b))
-    print(f"best: reward {b['reward']:.4f}, accuracy {b['accuracy']:.4f}, MACs {human(b['macs'])}, "
-          f"params {human(b['params'])}\n  {b['genotype']}\nwritten: best.yaml, trials.jsonl, pareto.csv, "
-          f"pareto.png, config.yaml, tensorboard/ (tensorboard --logdir {outcome.run_dir})")
-    return 0
+    summary = run_pipeline(experiment, resume=args.resume, address=args.address, progress=progress,
+                           header=f"`{Path(args.config).name}`: {e.description}")
+    s = summary["search"]
+    print(f"\ndone: {s['trials']} trials ({s['failed']} failed) in {summary['run_dir']}")
+    print_summary(summary)
+    return 0 if summary["search"]["best"] is not None else 1
 
 
-def improvement_line(run_dir, best: dict) -> str:
-    """The best reward against the first trials (a controller's random warm-up), as a user checks a search."""
-    import statistics
+def check_pool_run_dir(experiment, resume: bool) -> None:
+    from nas.config import ConfigError
+    from nas.search.results import TRIALS
+    from nas.search.verify import STAGES
 
-    from nas.search.results import ok_rows, read_trials
+    run_dir = experiment.run_dir
+    if resume and not (run_dir / STAGES).is_file():
+        raise FileNotFoundError(f"--resume: no search state in {str(run_dir)!r}; run without --resume to start it")
+    if not resume and (run_dir / TRIALS).exists():
+        raise ConfigError(f"output: run dir {str(run_dir)!r} already holds a search; pass --resume to continue "
+                          "it or set output.name to start a new one")
 
-    rows = ok_rows(sorted(read_trials(run_dir), key=lambda r: r["index"]))
-    first = rows[:max(1, min(8, len(rows) // 4))]
-    median = statistics.median(r["reward"] for r in first)
-    return (f"search gain: best reward {best['reward']:.4f} vs {median:.4f}, the median of the first {len(first)} "
-            f"trials ({(best['reward'] / median - 1) * 100:+.1f}%)" if median > 0 else "")
+
+def print_summary(summary: dict) -> None:
+    from nas.search.report import COLUMNS, REPORT, summary_lines, table_rows
+
+    print()
+    for line in summary_lines(summary):
+        print(line)
+    if summary["table"]:
+        print("\nverification (standalone proxy training, reward per seed):")
+        print_table(table_rows(summary["table"]), COLUMNS)
+    best = summary["search"]["best"]
+    if best is None:
+        print("no candidate of the search finished successfully; see trials.jsonl for the reasons", file=sys.stderr)
+        return
+    print(f"\nbest genotype of the search (by search reward): {best['genotype']}")
+    print(f"written in {summary['run_dir']}: {REPORT} (+ plots), best.yaml, trials.jsonl, pareto.csv, baseline/, "
+          f"verify/, tensorboard/")

@@ -9,8 +9,11 @@ most ``train_limit`` images from the rest.
 
 Kinds (``DataConfig.kind``):
 
-* ``builtin``: ``nas/builtin/cifar10_tiny.npz`` shipped with the package
-  (2,000 train + 500 test real CIFAR-10 images).
+* ``builtin``: real CIFAR-10 images shipped with the package, chosen by ``builtin``:
+  ``tiny`` (``nas/builtin/cifar10_tiny.npz``, 2,000 train + 500 test, raw pixels) or
+  ``small`` (``nas/builtin/cifar10_small.npz``, 10,000 train + 2,000 test stored as
+  JPEG bytes in flat uint8 arrays, 3.8 MB, decoded with Pillow on load; see
+  ``scripts/build_builtin_small.py``).
 * ``npz``: a ``.npz`` file with ``x_train``/``x_test`` (N, H, W, 3) uint8 RGB and
   ``y_train``/``y_test`` (N,) integer labels (+ optional ``classes``), the format
   of ``shared/data/cifar10_*.npz``.
@@ -39,7 +42,10 @@ from .source import Source
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PATH = Path(__file__).resolve().parent.parent / "builtin" / "cifar10_tiny.npz"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin"
+BUILTIN_PATH = BUILTIN_DIR / "cifar10_tiny.npz"
+#: The built-in datasets (``DataConfig.builtin``): name -> file in ``nas/builtin``.
+BUILTINS = {"tiny": BUILTIN_PATH, "small": BUILTIN_DIR / "cifar10_small.npz"}
 _CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
@@ -62,6 +68,8 @@ class DataConfig:
     image_size: int = 32
     #: imagefolder only: folder for a cache of decoded images (null = no cache).
     cache_dir: str | None = None
+    #: builtin only: ``tiny`` (2,000 train + 500 test) or ``small`` (10,000 train + 2,000 test).
+    builtin: Literal["tiny", "small"] = "tiny"
 
     def __post_init__(self) -> None:
         if self.kind not in ("builtin", "npz", "cifar10", "imagefolder"):
@@ -80,6 +88,10 @@ class DataConfig:
                              "e.g. 0.2 or 2000")
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"data.train_limit must be >= 1 or null (all images), got {self.train_limit!r}")
+        if self.builtin not in BUILTINS:
+            raise ValueError(f"data.builtin must be one of {', '.join(BUILTINS)}, got {self.builtin!r}")
+        if self.kind != "builtin" and self.builtin != "tiny":
+            raise ValueError(f"data.builtin is only used with kind 'builtin' (got kind {self.kind!r})")
         if self.workers < 1:
             raise ValueError(f"data.workers must be >= 1, got {self.workers!r}")
         if self.image_size < 8:
@@ -138,7 +150,7 @@ def load_data(cfg: DataConfig) -> ProxyData:
     start = time.perf_counter()
     source = _read(cfg)
     holdout_idx, train_idx = split_indices(source.y_train, cfg.holdout, cfg.train_limit, cfg.seed,
-                                           where=f"data ({cfg.kind} {cfg.path or BUILTIN_PATH.name})")
+                                           where=f"data ({cfg.kind} {cfg.path or BUILTINS[cfg.builtin].name})")
     x_holdout = source.fetch_train(holdout_idx)
     x_train = source.fetch_train(train_idx)
     mean, std = channel_stats(x_train)
@@ -189,7 +201,8 @@ def channel_stats(x: np.ndarray, max_images: int = 20000) -> tuple[tuple[float, 
 # -- readers --------------------------------------------------------------------------------------
 def _read(cfg: DataConfig) -> Source:
     if cfg.kind == "builtin":
-        return _from_arrays("builtin:cifar10_tiny", _read_npz(BUILTIN_PATH), str(BUILTIN_PATH))
+        path = BUILTINS[cfg.builtin]
+        return _from_arrays(f"builtin:{path.stem}", _read_npz(path), str(path))
     path = Path(cfg.path).expanduser()
     if cfg.kind == "npz":
         return _from_arrays(path.stem, _read_npz(path), str(path))
@@ -250,10 +263,35 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"data file {str(path)!r} is not a readable .npz archive ({why}); expected a "
                          "np.savez file with arrays x_train, y_train, x_test, y_test") from None
+    if "jpeg_prefix" in arrays:
+        arrays = _decode_jpeg_arrays(arrays, path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise ValueError(f"data file {str(path)!r} lacks {', '.join(missing)}; it has "
                          f"{', '.join(arrays) or 'no arrays'} (expected x_train, y_train, x_test, y_test)")
+    return arrays
+
+
+def _decode_jpeg_arrays(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """``x_<split>_jpeg`` (flat uint8: every image's JPEG bytes after the shared ``jpeg_prefix``) and
+    ``x_<split>_offsets`` (N + 1) decoded with Pillow into (N, H, W, 3) uint8 ``x_<split>``."""
+    import io
+
+    from PIL import Image
+
+    prefix = arrays.pop("jpeg_prefix").tobytes()
+    for split in ("train", "test"):
+        blob, offsets = arrays.pop(f"x_{split}_jpeg", None), arrays.pop(f"x_{split}_offsets", None)
+        if blob is None or offsets is None or offsets.ndim != 1 or len(offsets) < 1 or blob.dtype != np.uint8:
+            raise ValueError(f"data file {str(path)!r}: a JPEG npz needs uint8 x_{split}_jpeg and "
+                             f"x_{split}_offsets (N + 1 integers)")
+        data = blob.tobytes()
+        try:
+            images = [np.asarray(Image.open(io.BytesIO(prefix + data[a:b])).convert("RGB"))
+                      for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        except Exception as err:  # noqa: BLE001 - any decoder error means a damaged file
+            raise ValueError(f"data file {str(path)!r}: x_{split} JPEG bytes do not decode ({err})") from None
+        arrays[f"x_{split}"] = np.stack(images) if images else np.empty((0, 32, 32, 3), np.uint8)
     return arrays
 
 
