@@ -12,6 +12,20 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A 2-CPU local Ray for one test module, started the way effnas starts one (loopback only).
+
+    Modules that need other resources (fake GPUs, more CPUs) define their own ``local_ray``."""
+    import ray
+
+    from nas.ray_local import start_local_ray
+
+    start_local_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     """The fast set (Ray tests deselected) must never import Ray: fail the session if it did."""
     import sys

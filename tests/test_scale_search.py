@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -193,16 +192,6 @@ def test_resume_checks_the_saved_grid_before_ray(tmp_path):
 
 
 # --- through Ray ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
 
 @pytest.mark.ray
 def test_grid_search_on_builtin_data(tmp_path, local_ray):

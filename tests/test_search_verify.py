@@ -48,16 +48,6 @@ def checkpoint(tmp_path_factory) -> str:
     return str(exp.checkpoint_path)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _config(tmp_path: Path, evaluator: dict, samples: int, top_k: int = 2, seeds=(0, 1), name="t",
             reference: str | None = "b0") -> dict:
     cfg = small(tmp_path, budget={"samples": samples}, data=dict(DATA), evaluator=evaluator, baseline="random",

@@ -96,6 +96,20 @@ def write_report(run_dir: Path, header: str = "") -> dict[str, Any]:
     return s
 
 
+def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, legend_size: int | None = None) -> None:
+    """Axis labels, grid, a legend with one entry per label (when there is any), save, close."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=legend_size)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _plots(run_dir: Path, s: dict[str, Any]) -> None:
     import matplotlib
 
@@ -114,13 +128,7 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
                 best = max(best, r["reward"])
             curve.append(best)
         ax.plot(range(1, len(curve) + 1), curve, color=color, label=name)
-    ax.set_xlabel("candidates scored")
-    ax.set_ylabel("best search reward so far")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / PLOTS[0])
-    plt.close(fig)
+    _finish(plt, fig, ax, run_dir / PLOTS[0], "candidates scored", "best search reward so far")
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, stage, color in arms:
@@ -139,15 +147,7 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
         ax.scatter([t["macs"] / 1e6], [t["verified_accuracy"]["mean"]], s=90, color=style[0], marker=style[1],
                    edgecolor="k", zorder=3, label=f"{arm} verified" if arm != "reference" else
                    f"{t.get('name', 'reference')} verified")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7)
-    ax.set_xlabel("MACs of the target model (M)")
-    ax.set_ylabel("held-out accuracy")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(run_dir / PLOTS[1])
-    plt.close(fig)
+    _finish(plt, fig, ax, run_dir / PLOTS[1], "MACs of the target model (M)", "held-out accuracy", legend_size=7)
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     for t in s["table"]:
@@ -161,16 +161,7 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
             ax.errorbar([t["search_reward"][arm]], [r["mean"]], yerr=[[r["mean"] - r["min"]], [r["max"] - r["mean"]]],
                         fmt="*" if arm == "search" else "D", color="C0" if arm == "search" else "C1", capsize=3,
                         label=arm)
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys())
-    ax.set_xlabel("search reward (evaluator)")
-    ax.set_ylabel("verified reward (mean, min-max over seeds)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(run_dir / PLOTS[2])
-    plt.close(fig)
+    _finish(plt, fig, ax, run_dir / PLOTS[2], "search reward (evaluator)", "verified reward (mean, min-max over seeds)")
 
 
 __all__ = ["COLUMNS", "PLOTS", "REPORT", "summarize", "summary_lines", "table_rows", "write_report"]
