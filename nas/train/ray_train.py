@@ -71,6 +71,10 @@ def _train_fn(config: dict) -> None:
     run_worker(config["job"], _RaySession())
 
 
+def _key(metrics: dict) -> tuple:
+    return metrics.get("attempt"), metrics["epoch"]
+
+
 class _Progress(threading.Thread):
     """Polls rank 0's ``metrics.jsonl`` and calls ``on_epoch`` once per new epoch line."""
 
@@ -78,7 +82,8 @@ class _Progress(threading.Thread):
         super().__init__(daemon=True, name="nas-train-progress")
         self.path = path
         self.on_epoch = on_epoch
-        self.seen = {m["epoch"] for m in self._read()}
+        # (attempt, epoch): a resumed run rewrites epochs the killed attempt had logged past its last checkpoint
+        self.seen = {_key(m) for m in self._read()}
         self.stop = threading.Event()
 
     def _read(self) -> list[dict]:
@@ -96,8 +101,8 @@ class _Progress(threading.Thread):
 
     def poll(self) -> None:
         for metrics in self._read():
-            if metrics["epoch"] not in self.seen:
-                self.seen.add(metrics["epoch"])
+            if _key(metrics) not in self.seen:
+                self.seen.add(_key(metrics))
                 self.on_epoch(metrics)
 
     def run(self) -> None:
