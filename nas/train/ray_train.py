@@ -7,7 +7,9 @@ Every epoch each worker hands its part of the checkpoint to ``ray.train.report``
 Ray Train persists them into one folder ``<output.dir>/<output.name>/epoch_NNNN``
 and, when a later ``fit`` uses the same run dir, ``ray.train.get_checkpoint``
 returns the newest one: that is ``--resume``, after a clean stop or a kill -9
-alike.  On a multi-node cluster, ``output.dir`` (or ``output.storage``) and the
+alike.  A checkpoint counts once Ray Train has registered it (its
+``checkpoint_manager_snapshot.json``): a kill in the moment between an epoch's
+files landing and that record resumes from the checkpoint before.  On a multi-node cluster, ``output.dir`` (or ``output.storage``) and the
 data path must be visible at the same path on every node.
 
 A local Ray listens on 127.0.0.1 only (:mod:`nas.ray_local`, verified with
