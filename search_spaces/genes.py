@@ -1,39 +1,35 @@
-"""The parts of a genotype: one :class:`BlockGene` per block, and the :class:`Frame` (stem and head).
+"""The parts of a genotype: one :class:`BlockGene` per block, and the :class:`Frame` (stem, head, activation).
 
 A block is a stage of ``layers`` identical layers (only the first has the
-block's stride).  Its ``op`` is one of :data:`OPS`:
+block's stride).  Its ``op`` is one of the ops of :mod:`search_spaces.ops`
+(``mbconv``, ``nodw``, ``conv``, ``irpw``, ``fused``, ``skip``); the op's facts
+say which fields it pins (e.g. ``conv`` has ``expand`` 1, ``skip`` has kernel 1,
+expand 1, no SE).
 
-* ``mbconv`` -- MBConv (Sandler et al. 2018; tensorflow/tpu
-  ``efficientnet_model.MBConvBlock``): a 1x1 expansion conv only when
-  ``expand != 1``, a kxk depthwise conv with the block's stride, optional
-  squeeze-excite, a linear 1x1 projection.  At ``expand == 1`` it is the
-  separable conv of MnasNet (timm's ``ds``).
-* ``conv`` -- MnasNet's regular conv (Tan et al. 2019, section 4.1): one kxk
-  convolution in -> out with the block's stride, BatchNorm, activation;
-  optional squeeze-excite on its output.  No expansion (``expand == 1``).
-* ``nodw`` -- tensorflow/tpu ``MBConvBlockWithoutDepthwise`` (TF's ``c1``):
-  a **3x3** expansion conv (stride 1) only when ``expand != 1``, then a 1x1
-  projection with the block's stride; no depthwise conv, no squeeze-excite.
-  ``kernel`` is kept as written but has no effect, as in TF.
-* ``irpw`` -- timm's ``InvertedResidual`` at expansion 1: it keeps its 1x1
-  ``conv_pw`` (in -> in) before the depthwise conv, unlike ``mbconv`` at
-  ``expand == 1``.  ``expand`` must be 1 (for other ratios it is ``mbconv``).
-
-The :class:`Frame` holds what lies outside the blocks: the stem's and the
-head's widths and whether the width multiplier scales them (``scaled``),
-leaves them (``fixed``), or scales only upwards (``up``: ``max(base,
-scaled)``, timm's MobileNetV2 head).
+The :class:`Frame` holds what lies outside the blocks: the stem's width and
+stride, the head's width, whether the width multiplier scales stem and head
+(``scaled``), leaves them (``fixed``), or scales only upwards (``up``: ``max(base,
+scaled)``, timm's MobileNetV2 head), and the network's activation (after every
+conv but the projections, and inside squeeze-excite unless ``se_activation``
+says otherwise).  A genotype carries its frame, so building, counting, training,
+latency tables and export all use the same activation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPS = ("mbconv", "conv", "nodw", "irpw")
+from .ops import OP_NAMES, op_facts
+
+OPS = OP_NAMES
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
+STEM_STRIDES = (1, 2)
 STEM_SCALINGS = ("scaled", "fixed")
 HEAD_SCALINGS = ("scaled", "fixed", "up")
+#: Activations a frame may name: SiLU (EfficientNet's swish), ReLU (MnasNet), ReLU6 (MobileNetV2, Lite),
+#: hard-swish (MobileNetV3).  The first is the default.
+ACTIVATIONS = ("silu", "relu", "relu6", "hswish")
 
 
 def _positive_int(value: object) -> bool:
@@ -54,8 +50,7 @@ class BlockGene:
     layers: int = 1
 
     def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise ValueError(f"block op must be one of {', '.join(OPS)}, got {self.op!r}")
+        facts = op_facts(self.op)
         for name in ("kernel", "stride", "expand", "filters", "layers"):
             value = getattr(self, name)
             if not _positive_int(value):
@@ -66,25 +61,22 @@ class BlockGene:
             raise ValueError(f"block se must be a ratio in [0, 1], got {self.se!r}")
         if not isinstance(self.skip, bool):
             raise ValueError(f"block skip must be true or false, got {self.skip!r}")
-        if self.op == "conv" and self.expand != 1:
-            raise ValueError(f"a regular conv block has no expansion: expand must be 1, got {self.expand}")
-        if self.op == "irpw" and self.expand != 1:
-            raise ValueError(f"op irpw is the expand-1 inverted residual: expand must be 1, got {self.expand}; "
-                             "use op mbconv for other ratios")
-        if self.op == "nodw" and self.se > 0:
-            raise ValueError(f"TF's c1 block (MBConvBlockWithoutDepthwise) has no squeeze-excite: TF ignores "
-                             f"se{self.se:g} there; drop the se token")
         object.__setattr__(self, "se", float(self.se))
+        facts.check({"kernel": self.kernel, "expand": self.expand, "se": self.se, "skip": self.skip})
 
 
 @dataclass(frozen=True)
 class Frame:
-    """Stem and head of a network: widths at width 1.0 and how the width multiplier treats them."""
+    """Stem, head and activation of a network: widths at width 1.0, how the width multiplier treats them,
+    the stem's stride, the activation (and the one inside squeeze-excite; None: the same)."""
 
     stem: int = STEM_FILTERS
     head: int = HEAD_FILTERS
     stem_scaling: str = "scaled"
     head_scaling: str = "scaled"
+    stem_stride: int = 2
+    activation: str = ACTIVATIONS[0]
+    se_activation: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("stem", "head"):
@@ -94,10 +86,24 @@ class Frame:
             raise ValueError(f"stem scaling must be one of {', '.join(STEM_SCALINGS)}, got {self.stem_scaling!r}")
         if self.head_scaling not in HEAD_SCALINGS:
             raise ValueError(f"head scaling must be one of {', '.join(HEAD_SCALINGS)}, got {self.head_scaling!r}")
+        if isinstance(self.stem_stride, bool) or self.stem_stride not in STEM_STRIDES:
+            raise ValueError(f"stem stride must be 1 or 2, got {self.stem_stride!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.se_activation is not None and self.se_activation not in ACTIVATIONS:
+            raise ValueError(f"se activation must be one of {', '.join(ACTIVATIONS)} (or null: the same as the "
+                             f"activation), got {self.se_activation!r}")
+        if self.se_activation == self.activation:  # one way to say "the same": compare and hash equal
+            object.__setattr__(self, "se_activation", None)
 
     @property
     def is_default(self) -> bool:
         return self == DEFAULT_FRAME
+
+    @property
+    def se_act(self) -> str:
+        """The activation inside squeeze-excite."""
+        return self.activation if self.se_activation is None else self.se_activation
 
 
 DEFAULT_FRAME = Frame()

@@ -9,11 +9,13 @@ filters, ``se`` squeeze-excite ratio (of the block's input filters), flag
 * ``c0`` (default, not written): ``MBConvBlock`` -> op ``mbconv``;
 * ``c1``: ``MBConvBlockWithoutDepthwise`` -> op ``nodw``;
 * ``c2``: effnas extension, MnasNet's regular kxk conv -> op ``conv``;
-* ``c3``: effnas extension, timm's expand-1 InvertedResidual -> op ``irpw``.
+* ``c3``: effnas extension, timm's expand-1 InvertedResidual -> op ``irpw``;
+* ``c4``: effnas extension, fused MBConv as timm's ``EdgeResidual`` -> op ``fused``;
+* ``c5``: effnas extension, no layer (identity, or a strided 1x1 conv + BN) -> op ``skip``.
 
-TF's builder maps only conv types 0 and 1 and raises ``KeyError`` on ``c2`` and
-``c3``, so an effnas string never builds silently as another network there;
-:func:`format_tf` with ``strict=True`` refuses them outright.
+TF's builder maps only conv types 0 and 1 and raises ``KeyError`` on ``c2`` ..
+``c5``, so an effnas string never builds silently as another network there;
+:func:`check_tf` (``Genotype.to_tf()``) refuses them outright.
 
 Grammar 1 (effnas before this grammar) wrote MnasNet's regular conv as ``c1``;
 :func:`convert_legacy` rewrites such strings (``c1`` -> ``c2``).
@@ -24,18 +26,22 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-from .genes import BlockGene, Frame
+from .genes import DEFAULT_FRAME, BlockGene, Frame
+from .ops import OPS, TF_CONV_TYPES
 from .strings import FLOAT, INT, fmt_ratio
 
 #: Version of the genotype string grammar, written next to genotypes in run dirs.
 GRAMMAR_VERSION = 2
-CONV_TYPES = {0: "mbconv", 1: "nodw", 2: "conv", 3: "irpw"}
+CONV_TYPES = dict(TF_CONV_TYPES)
 _CONV_TYPE_OF = {op: c for c, op in CONV_TYPES.items()}
 _INT_KEYS = ("r", "k", "e", "i", "o", "c")
 _TOKEN = re.compile(r"^(se|noskip|[a-z])(.*)$")
 _KEYS = "r k s e i o se c noskip"
 _ALLOWED_C = "c0 = MBConv (default), c1 = TF's MBConvBlockWithoutDepthwise, c2 = regular conv, " \
-             "c3 = expand-1 inverted residual with its 1x1 conv"
+             "c3 = expand-1 inverted residual with its 1x1 conv, c4 = fused MBConv (timm's er), c5 = no layer (skip)"
+_NO_TF_CLASS = {"conv": "MnasNet's regular conv", "irpw": "an expand-1 MBConv with a 1x1 expansion",
+                "fused": "a fused MBConv with a strided kxk expansion (timm's EdgeResidual)",
+                "skip": "an absent layer (skip)"}
 
 
 def format_block(block: BlockGene, in_filters: int) -> str:
@@ -53,14 +59,19 @@ def format_block(block: BlockGene, in_filters: int) -> str:
 def check_tf(blocks: Sequence[BlockGene], frame: Frame) -> None:
     """Raise unless TF's ``efficientnet_model`` builds exactly this network from its block strings."""
     for index, block in enumerate(blocks, start=1):
-        if block.op in ("conv", "irpw"):
-            what = "MnasNet's regular conv" if block.op == "conv" else "an expand-1 MBConv with a 1x1 expansion"
-            raise ValueError(f"block {index}: {what} (effnas c{_CONV_TYPE_OF[block.op]}) has no TF block class; "
-                             "TF's efficientnet_model knows c0 (MBConv) and c1 (MBConvBlockWithoutDepthwise)")
-    if not frame.is_default:
-        raise ValueError(f"TF's efficientnet_model has a 32-filter stem and a 1280-filter head, both scaled; "
-                         f"this genotype has stem {frame.stem} ({frame.stem_scaling}), head {frame.head} "
-                         f"({frame.head_scaling})")
+        if not OPS[block.op].tf_native:
+            raise ValueError(f"block {index}: {_NO_TF_CLASS[block.op]} (effnas c{_CONV_TYPE_OF[block.op]}) has no TF "
+                             "block class; TF's efficientnet_model knows c0 (MBConv) and c1 "
+                             "(MBConvBlockWithoutDepthwise)")
+    if frame.activation != DEFAULT_FRAME.activation or frame.se_activation is not None:
+        raise ValueError(f"TF's efficientnet_builder builds swish (SiLU) networks; this genotype uses "
+                         f"{frame.activation}" + (f" (SE {frame.se_activation})" if frame.se_activation else "")
+                         + ", which its block strings cannot carry")
+    if (frame.stem, frame.head, frame.stem_scaling, frame.head_scaling, frame.stem_stride) != (
+            DEFAULT_FRAME.stem, DEFAULT_FRAME.head, "scaled", "scaled", DEFAULT_FRAME.stem_stride):
+        raise ValueError(f"TF's efficientnet_model has a 32-filter stem of stride 2 and a 1280-filter head, both "
+                         f"scaled; this genotype has stem {frame.stem} ({frame.stem_scaling}, stride "
+                         f"{frame.stem_stride}), head {frame.head} ({frame.head_scaling})")
 
 
 def parse_block(item: str, index: int) -> tuple[BlockGene, int]:

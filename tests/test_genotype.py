@@ -174,12 +174,12 @@ GOOD = "r1_k3_s11_e1_i32_o16_se0.25"
     ("r1_k3_s00_e1_i32_o16", ["'s00'", "s11 or s22"]),
     (GOOD + ",r1_k3_s11_e1_i24_o16", ["block 2", "i24", "o16", "i16"]),              # broken channel chain
     ("r1_k3_s11_e1_i8_o16", ["block 1", "i8", "stem", "i32"]),                       # first block vs stem
-    (GOOD + "_c4", ["c4", "c0", "c1", "c2", "c3"]),                                  # conv type
+    (GOOD + "_c6", ["c6", "c0", "c1", "c2", "c3", "c4", "c5"]),                                  # conv type
     ("r1_k3_s11_e6_i32_o16_c2", ["expand", "1"]),                                    # regular conv has no expansion
     ("r1_k3_s11_e6_i32_o16_c3", ["expand", "irpw", "mbconv"]),                       # irpw is expand 1 only
     (GOOD + "_c1", ["c1", "squeeze-excite", "se0.25"]),                              # TF's c1 has no SE
     ("stem16," + GOOD, ["block 1", "i32", "stem16"]),                                # stem item vs first block
-    ("stem8_x," + GOOD, ["stem8_x", "stem<N>_fixed"]),                               # bad stem item
+    ("stem8_x," + GOOD, ["stem8_x", "stem<N>[_fixed]"]),                               # bad stem item
     (GOOD + ",head1280_down", ["head1280_down", "_up"]),                             # bad head item
     (GOOD + ",head1280," + GOOD.replace("i32", "i16"), ["head", "last item"]),       # head item not last
     ("stem16", ["at least one block"]),

@@ -189,7 +189,8 @@ def test_frame_items_round_trip_and_dict_form():
 
 def test_show_frame_options_and_target_config(capsys):
     data = _cli_json(["show", "b0", "--head", "1280", "--head-scaling", "fixed", "--width", "0.5", "--json"], capsys)
-    assert data["frame"] == {"stem": 32, "head": 1280, "stem_scaling": "scaled", "head_scaling": "fixed"}
+    assert data["frame"] == {"stem": 32, "head": 1280, "stem_scaling": "scaled", "head_scaling": "fixed",
+                             "stem_stride": 2, "activation": "silu", "se_activation": None}
     assert data["genotype"].endswith(",head1280_fixed") and data["stages"][-1]["out"] == 1280
     assert data["params"] == count_spec(model_spec(named_genotype("b0").with_frame(head_scaling="fixed"), width=0.5))[0]
     from nas.experiment import load_experiment
@@ -211,7 +212,7 @@ def test_space_genotypes_have_the_default_frame_and_the_fixed_stem():
 
 
 def test_block_gene_rules_of_the_new_ops():
-    with pytest.raises(ValueError, match="irpw.*expand must be 1"):
+    with pytest.raises(ValueError, match="irpw has expand fixed at 1, got 6"):
         BlockGene(op="irpw", expand=6)
     with pytest.raises(ValueError, match="no squeeze-excite"):
         BlockGene(op="nodw", expand=4, se=0.25)
