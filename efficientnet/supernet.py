@@ -196,7 +196,7 @@ class Supernet(nn.Module):
                                  f"layer; supported: {', '.join(SUPPORTED_OPS)}")
         self.frame = largest_genotype(space).frame  # one stem and head, shared by every path
         probe = self.spec(largest_genotype(space)).arch()  # stem and head do not depend on the genotype
-        self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride)
+        self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride, act=probe.activation)
         self.layers = nn.ModuleList()
         max_in = probe.stem
         for choices in space.blocks:
