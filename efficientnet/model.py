@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from search_spaces import Genotype, resolve_genotype
+from search_spaces import BlockGene, Frame, Genotype, resolve_genotype
 
 from .blocks import Norms, layer_module
 from .layout import walk
@@ -95,6 +95,19 @@ class ModelSpec:
     def arch(self) -> ArchConfig:
         arch = scale_arch(stages_from_genotype(self.genotype), self.width, self.depth)
         return arch if self.stem_stride is None else arch.with_stem_stride(self.stem_stride)
+
+
+def scaled_genotype(spec: ModelSpec) -> Genotype:
+    """The genotype of the network ``spec`` builds, at width and depth 1.0: every block with its scaled filters
+    and layers, the frame with the scaled stem and head (``fixed``: nothing left to scale) and the stem
+    stride ``spec`` builds with.  ``build_model(ModelSpec(scaled_genotype(spec), resolution=..., ...))`` builds
+    the same module as ``build_model(spec)``."""
+    arch = spec.arch()
+    blocks = tuple(BlockGene(op=s.op, kernel=s.kernel, stride=s.stride, expand=s.expand, se=s.se, skip=s.skip,
+                             filters=s.out_filters, layers=s.layers) for s in arch.stages)
+    frame = Frame(stem=arch.stem, head=arch.head, stem_scaling="fixed", head_scaling="fixed",
+                  stem_stride=arch.stem_stride, activation=arch.activation, se_activation=arch.se_activation)
+    return Genotype(blocks, frame)
 
 
 def model_spec(name_or_genotype: str | Genotype, model: str | None = None, width: float | None = None,
