@@ -24,7 +24,11 @@ classes (``efficientnet.count_arch``), and ``ACC`` the accuracy surrogate:
   choices of two adjacent blocks, drawn once from
   ``numpy.random.default_rng(2019)`` (an NK-landscape-style epistasis term);
 * balance: depth_ratio = log(total layers / base layers), width_ratio = mean
-  of log(filters / base filters) over blocks.
+  of log(filters / base filters) over blocks (a block's base: the middle option of
+  its layers / filters, the lower of two -- MobileNetV2's skeleton in the MnasNet space).
+
+On another declared space (``--space``) ops other than MnasNet's four have no op
+effect and share the pair table's rows by op name.
 
 So the reward is no trivial function of one field: capacity trades against
 the cost term, per-block effects flip sign with depth, adjacent blocks
@@ -55,11 +59,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controllers import list_controllers, make_controller  # noqa: E402
 from efficientnet import ModelSpec, count_arch  # noqa: E402
-from search_spaces import CONV_OPS, Genotype, SearchSpace, get_space  # noqa: E402
+from search_spaces import OP_NAMES, Genotype, SearchSpace, get_space  # noqa: E402
 
 TARGET_MACS = 400e6
 W = -0.07
 CHECKPOINTS = (10, 25, 50, 100, 200, 300, 500, 700, 1000)
+
+
+#: MnasNet's ConvOps (op, expand) in the order of the pair table; their accuracy effect at depth d in [0, 1].
+CONV_OPS = (("conv", 1), ("mbconv", 1), ("mbconv", 3), ("mbconv", 6))
+OP_EFFECT = (lambda d: 0.006 * (1 - 3 * d), lambda d: -0.003, lambda d: 0.0, lambda d: 0.002)
+
+
+def op_code(op: str, expand: int) -> int:
+    """The ConvOp's row of the pair table; other ops of a declared space share rows by their op name."""
+    pair = (op, expand)
+    return CONV_OPS.index(pair) if pair in CONV_OPS else OP_NAMES.index(op) % len(CONV_OPS)
+
+
+def base_value(values: tuple) -> int:
+    """A position's base (MobileNetV2 skeleton) value of a field: its middle option, the lower of two
+    (MnasNet's filters base-step/base/base+step and layers {base-1, base, base+1} never below 1)."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 class Objective:
@@ -69,7 +91,9 @@ class Objective:
         self.space = space
         table_rng = np.random.default_rng(2019)
         ok = len(CONV_OPS) * 2  # (op, kernel) pairs
-        self.pairs = table_rng.normal(0.0, 0.003, size=(len(space.blocks) - 1, ok, ok))
+        self.pairs = table_rng.normal(0.0, 0.003, size=(len(space.positions) - 1, ok, ok))
+        self.base_layers = sum(base_value(p.values("layers")) for p in space.positions)
+        self.base_filters = [base_value(p.values("filters")) for p in space.positions]
         self._macs: dict[Genotype, float] = {}
 
     def macs(self, g: Genotype) -> float:
@@ -81,17 +105,17 @@ class Objective:
         acc = 0.80 - 0.20 * (self.macs(g) / 1e8) ** -0.5
         n = len(g.blocks)
         codes = []
-        for i, (block, choices) in enumerate(zip(g.blocks, self.space.blocks)):
+        for i, block in enumerate(g.blocks):
             d = i / max(n - 1, 1)
-            op = CONV_OPS.index((block.op, block.expand))
+            op = op_code(block.op, block.expand)
             acc += 0.004 * (0.5 + d) * (block.se > 0)
             acc += 0.004 * (2 * d - 0.5) * (block.kernel == 5)
-            acc += (0.006 * (1 - 3 * d), -0.003, 0.0, 0.002)[op]
+            acc += OP_EFFECT[op](d) if (block.op, block.expand) in CONV_OPS else 0.0
             acc -= 0.003 * block.layers * (not block.skip)
             codes.append(op * 2 + (block.kernel == 5))
         acc += sum(self.pairs[i, codes[i], codes[i + 1]] for i in range(n - 1))
-        depth = math.log(sum(b.layers for b in g.blocks) / sum(c.base_layers for c in self.space.blocks))
-        width = float(np.mean([math.log(b.filters / c.base_filters) for b, c in zip(g.blocks, self.space.blocks)]))
+        depth = math.log(sum(b.layers for b in g.blocks) / self.base_layers)
+        width = float(np.mean([math.log(b.filters / f) for b, f in zip(g.blocks, self.base_filters)]))
         acc -= 0.02 * (depth - width) ** 2
         return acc
 

@@ -189,25 +189,25 @@ class Supernet(nn.Module):
                             kernel_transform=kernel_transform, share_sepconv=share_sepconv)
         norms = Norms(bn_eps, bn_momentum)
         self._norms = norms
-        for b, choices in enumerate(space.blocks, start=1):
-            unknown = sorted({op for op, _ in choices.ops} - set(SUPPORTED_OPS))
+        for position in space.positions:
+            unknown = sorted(set(position.values("op")) - set(SUPPORTED_OPS))
             if unknown:
-                raise ValueError(f"space {space.name!r} block {b}: op(s) {', '.join(unknown)} have no supernet "
-                                 f"layer; supported: {', '.join(SUPPORTED_OPS)}")
+                raise ValueError(f"space {space.name!r} block {position.index + 1}: op(s) {', '.join(unknown)} have "
+                                 f"no supernet layer; supported: {', '.join(SUPPORTED_OPS)}")
         self.frame = largest_genotype(space).frame  # one stem and head, shared by every path
         probe = self.spec(largest_genotype(space)).arch()  # stem and head do not depend on the genotype
         self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride, act=probe.activation)
         self.layers = nn.ModuleList()
         max_in = probe.stem
-        for choices in space.blocks:
-            ops = set(choices.ops)
-            expands = tuple(sorted({e for op, e in ops if op == "mbconv"}))
-            max_out = max(round_filters(f, width) for f in choices.filters)
-            depth_max = max(round_repeats(n, depth) for n in choices.layers)
+        for position in space.positions:  # H19a's minimal adapter to SearchSpace.positions (H19b replaces it)
+            expands = tuple(sorted(set(position.values("expand", op="mbconv"))))
+            max_out = max(round_filters(f, width) for f in position.values("filters"))
+            depth_max = max(round_repeats(n, depth) for n in position.values("layers"))
             block = nn.ModuleList()
             for i in range(depth_max):
-                block.append(SuperLayer(max_in if i == 0 else max_out, max_out, choices.stride if i == 0 else 1,
-                                        expands, ("conv", 1) in ops, tuple(choices.kernels), tuple(choices.se),
+                block.append(SuperLayer(max_in if i == 0 else max_out, max_out, position.stride if i == 0 else 1,
+                                        expands, "conv" in position.values("op"),
+                                        tuple(sorted(position.values("kernel"))), tuple(position.values("se")),
                                         norms, kernel_transform, share_sepconv))
             self.layers.append(block)
             max_in = max_out
@@ -331,14 +331,15 @@ class Supernet(nn.Module):
 
 def _extreme(space: SearchSpace, pick, wide_only: bool = False) -> Genotype:
     blocks = []
-    for choices in space.blocks:
-        mb = [pair for pair in choices.ops if pair[0] == "mbconv"]
-        mb = [pair for pair in mb if pair[1] > 1] or mb if wide_only else mb
-        op, expand = pick(mb, key=lambda p: p[1]) if mb else choices.ops[0]
-        blocks.append(BlockGene(op=op, kernel=pick(choices.kernels), stride=choices.stride, expand=expand,
-                                se=pick(choices.se), skip=True if True in choices.skip else choices.skip[0],
-                                filters=pick(choices.filters), layers=pick(choices.layers)))
-    return Genotype(tuple(blocks))
+    for position in space.positions:
+        combos = position.combos()
+        pool = [c for c in combos if c["op"] == "mbconv"]
+        pool = ([c for c in pool if c["expand"] > 1] or pool) if wide_only else pool
+        pool = pool or combos
+        pool = [c for c in pool if c["skip"]] or pool
+        blocks.append(BlockGene(**pick(pool, key=lambda c: (c["expand"], c["kernel"], c["se"], c["filters"],
+                                                             c["layers"]))))
+    return Genotype(tuple(blocks), space.frame)
 
 
 def largest_genotype(space: SearchSpace) -> Genotype:

@@ -1,106 +1,78 @@
-"""The MnasNet factorized hierarchical search space as a table.
+"""A search space is a declaration: a frame and one :class:`~search_spaces.positions.Position` per block.
 
-Tan et al. 2019 (MnasNet, arXiv:1807.11626) section 4.1: the network is cut
-into blocks over the MobileNetV2 skeleton; each block picks its own
+``SearchSpace(declaration)`` reads a declaration mapping strictly (:mod:`search_spaces.declaration`;
+a YAML file, a shipped name or a mapping go through :func:`search_spaces.registry.load_space`).
+Everything works off the positions: ``decision_sizes`` and ``decision_names`` (``b<i>_<decision>``,
+``i`` the 1-based genotype block), ``encode``/``decode`` (one integer per decision, for the RL
+controller), ``validate`` (naming block, field, value and the allowed values), ``sample`` (uniform)
+and ``mutate``.  Randomness always comes from a ``numpy.random.Generator`` the caller passes in.
 
-* ConvOp: regular conv, separable conv (= MBConv expand 1), MBConv expand 3,
-  MBConv expand 6;
-* kernel size: 3x3, 5x5;
-* squeeze-excite ratio: 0, 0.25;
-* skip op: identity residual, none (the paper's third op, pooling, is left
-  out: no reference network uses it);
-* output filters F_i: three multiples of 8 around the base (see
-  ``MNASNET_FILTERS``), which contain every width of EfficientNet-B0 and
-  MnasNet-A1;
-* layers N_i: {base-1, base, base+1}, never below 1.
+The frame belongs to the space: ``decode`` returns genotypes with the space's frame, and
+``validate`` checks the frame's stem width and stride and its activations; the head width and the
+stem/head width scaling belong to the target model (a zoo genotype with TF's fixed 1280 head is a
+point of the MnasNet space).
 
-Fixed: the stem (3x3 conv, stride 2, 32 filters), the head (1x1 conv to 1280,
-pooling, classifier), each block's stride, and the rule that all layers of a
-block are identical (only the first has the block's stride).  The head width
-and whether width scaling applies to stem and head are the target model's,
-not decisions of the space: ``validate`` checks only the stem's width.
-
-Per block this gives 4*2*2*2*3*3 = 288 choices (4*2*2*2*3*2 = 192 for the first and
-last block, whose base of one layer allows {1, 2}); the paper's 432 counts
-three skip ops.  The whole space has ``cardinality`` = 192**2 * 288**5
-~= 7.3e16 points.
-
-Every operation works off the table: ``sample``, ``mutate``, ``validate``,
-``encode``/``decode`` (six integer decisions per block, for the RL
-controller).  Randomness always comes from a ``numpy.random.Generator`` the
-caller passes in.
+A space travels by value: ``to_declaration()`` is a plain JSON-able dict and
+``SearchSpace(space.to_declaration()) == space``; two spaces are equal when their declarations are.
+``canonical(g)`` is :func:`search_spaces.canonical.network_key`: genotypes that build the same
+network have equal keys.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
-from .genes import STEM_FILTERS, BlockGene
+from .canonical import network_key
+from .declaration import parse, plain
+from .genes import BlockGene, Frame
 from .genotype import Genotype
+from .positions import Position, show, show_option
 
-#: (op, expand) pairs of the ConvOp decision, in encoding order.
-CONV_OPS: tuple[tuple[str, int], ...] = (("conv", 1), ("mbconv", 1), ("mbconv", 3), ("mbconv", 6))
-CONV_OP_NAMES = ("conv", "sepconv", "mbconv3", "mbconv6")
-DECISIONS = ("op", "kernel", "se", "skip", "filters", "layers")
-
-
-@dataclass(frozen=True)
-class BlockChoices:
-    """What one block of the space may be: its fixed skeleton and its choices."""
-
-    stride: int
-    base_filters: int
-    base_layers: int
-    filters: tuple[int, ...]
-    layers: tuple[int, ...]
-    ops: tuple[tuple[str, int], ...] = CONV_OPS
-    kernels: tuple[int, ...] = (3, 5)
-    se: tuple[float, ...] = (0.0, 0.25)
-    skip: tuple[bool, ...] = (True, False)
-
-    def options(self) -> tuple[tuple, ...]:
-        """The choice lists in ``DECISIONS`` order."""
-        return (self.ops, self.kernels, self.se, self.skip, self.filters, self.layers)
-
-    @property
-    def size(self) -> int:
-        return math.prod(len(o) for o in self.options())
-
-
-def layers_around(base: int) -> tuple[int, ...]:
-    return tuple(sorted({max(1, base - 1), base, base + 1}))
-
-
-#: MobileNetV2 skeleton: (stride, base filters, base layers) of the 7 blocks.
-MNASNET_SKELETON = ((1, 16, 1), (2, 24, 2), (2, 32, 3), (2, 64, 4), (1, 96, 3), (2, 160, 3), (1, 320, 1))
-#: Filter choices: base - step, base, base + step with step 8, 8, 8, 16, 16,
-#: 32, 64 (so that 40, 80, 112, 160/192 of B0 and A1 are reachable).
-MNASNET_FILTERS = ((8, 16, 24), (16, 24, 32), (24, 32, 40), (48, 64, 80), (80, 96, 112),
-                   (128, 160, 192), (256, 320, 384))
+#: Frame fields a genotype must share with its space (head and scalings are the target model's).
+SPACE_FRAME_FIELDS = ("stem", "stem_stride", "activation", "se_activation")
 
 
 class SearchSpace:
-    """A factorized hierarchical space: one :class:`BlockChoices` per block."""
+    """A declared space: ``name``, ``frame``, ``positions`` (one per genotype block) and its decisions."""
 
-    def __init__(self, name: str, blocks: tuple[BlockChoices, ...]) -> None:
-        if not blocks:
-            raise ValueError("a search space needs at least one block")
-        self.name = name
-        self.blocks = tuple(blocks)
-        self.stem = STEM_FILTERS  # fixed in every space: the stem's filters chain into block 1 ('i32')
-        self._sizes = [len(opt) for block in self.blocks for opt in block.options()]
-        self._sizes_array = np.asarray(self._sizes)
+    def __init__(self, declaration: Mapping) -> None:
+        self._declaration = plain(declaration)
+        parsed = parse(self._declaration)
+        self.name = parsed.name
+        self.source = parsed.source
+        self.description = parsed.description
+        self.frame: Frame = parsed.frame
+        self.stem = self.frame.stem  # kept for callers: the stem's width chains into block 1 ('i32')
+        self.positions: tuple[Position, ...] = parsed.positions
+        self._sizes = [n for p in self.positions for n in p.sizes]
+        self._sizes_array = np.asarray(self._sizes, dtype=np.int64)
+        self._names = [f"b{p.index + 1}_{d.name}" for p in self.positions for d in p.decisions]
 
     def __repr__(self) -> str:
-        return f"SearchSpace({self.name!r}, blocks={len(self.blocks)}, cardinality={self.cardinality:.3g})"
+        return f"SearchSpace({self.name!r}, blocks={len(self.positions)}, cardinality={self.cardinality:.3g})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self._declaration == other._declaration
+
+    def __reduce__(self):  # pickled (Ray, multiprocessing, deepcopy) by value: its declaration
+        return SearchSpace, (self._declaration,)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self._declaration, sort_keys=True))
+
+    def to_declaration(self) -> dict:
+        """The declaration as plain data (JSON-able): ``SearchSpace(space.to_declaration()) == space``."""
+        return plain(self._declaration)  # type: ignore[return-value]
 
     # -- description ------------------------------------------------------
     @property
     def cardinality(self) -> int:
-        return math.prod(block.size for block in self.blocks)
+        """Points of the space (genotypes; see :meth:`canonical` for distinct networks)."""
+        return math.prod(p.size for p in self.positions)
 
     @property
     def decision_sizes(self) -> list[int]:
@@ -109,58 +81,50 @@ class SearchSpace:
 
     @property
     def decision_names(self) -> list[str]:
-        return [f"b{i}_{d}" for i in range(1, len(self.blocks) + 1) for d in DECISIONS]
+        return list(self._names)
+
+    def canonical(self, genotype: Genotype) -> tuple:
+        """The network key of ``genotype``: equal keys, the same network (:func:`network_key`)."""
+        return network_key(genotype)
 
     # -- encode / decode ----------------------------------------------------
     def encode(self, genotype: Genotype) -> list[int]:
         self.validate(genotype)
         out: list[int] = []
-        for block, choices in zip(genotype.blocks, self.blocks):
-            values = ((block.op, block.expand), block.kernel, block.se, block.skip, block.filters, block.layers)
-            out.extend(opts.index(v) for v, opts in zip(values, choices.options()))
+        for block, position in zip(genotype.blocks, self.positions):
+            out.extend(d.index_of(block) for d in position.decisions)  # type: ignore[misc]
         return out
 
     def decode(self, decisions: list[int] | tuple[int, ...] | np.ndarray) -> Genotype:
         decisions = [int(d) for d in decisions]
         if len(decisions) != len(self._sizes):
             raise ValueError(f"space {self.name!r} takes {len(self._sizes)} decisions, got {len(decisions)}")
-        for name, value, size in zip(self.decision_names, decisions, self._sizes):
+        for name, value, size in zip(self._names, decisions, self._sizes):
             if not 0 <= value < size:
                 raise ValueError(f"decision {name} must be in [0, {size - 1}], got {value}")
-        blocks = []
-        n = len(DECISIONS)
-        for i, choices in enumerate(self.blocks):
-            idx = decisions[i * n:(i + 1) * n]
-            opts = choices.options()
-            (op, expand), kernel, se, skip, filters, layers = (opts[d][idx[d]] for d in range(n))
-            blocks.append(BlockGene(op=op, kernel=kernel, stride=choices.stride, expand=expand, se=se,
-                                    skip=skip, filters=filters, layers=layers))
-        return Genotype(tuple(blocks))
+        blocks, start = [], 0
+        for position in self.positions:
+            n = len(position.decisions)
+            blocks.append(BlockGene(**position.block_fields(decisions[start:start + n])))  # type: ignore[arg-type]
+            start += n
+        return Genotype(tuple(blocks), self.frame)
 
     # -- validate -----------------------------------------------------------
     def validate(self, genotype: Genotype) -> None:
-        """Raise ValueError naming the block, field and allowed values if out of space."""
+        """Raise ValueError naming the block, field, value and allowed values if out of space."""
         if not isinstance(genotype, Genotype):
             raise TypeError(f"expected a Genotype, got {type(genotype).__name__}")
-        if len(genotype.blocks) != len(self.blocks):
-            raise ValueError(f"space {self.name!r} has {len(self.blocks)} blocks, the genotype has {len(genotype.blocks)}")
-        if genotype.frame.stem != self.stem:
-            raise ValueError(f"genotype stem {genotype.frame.stem} is not in space {self.name!r}; its stem is fixed "
-                             f"at {self.stem} (the head and the stem/head scaling belong to the target model)")
-        for i, (block, choices) in enumerate(zip(genotype.blocks, self.blocks), start=1):
-            checks = (
-                ("op/expand", (block.op, block.expand), choices.ops),
-                ("kernel", block.kernel, choices.kernels),
-                ("se", block.se, choices.se),
-                ("skip", block.skip, choices.skip),
-                ("filters", block.filters, choices.filters),
-                ("layers", block.layers, choices.layers),
-                ("stride", block.stride, (choices.stride,)),
-            )
-            for field, value, allowed in checks:
-                if value not in allowed:
-                    raise ValueError(f"genotype block {i}: {field}={_show(value)} is not in space "
-                                     f"{self.name!r}; allowed: {', '.join(_show(a) for a in allowed)}")
+        if len(genotype.blocks) != len(self.positions):
+            raise ValueError(f"space {self.name!r} has {len(self.positions)} blocks, the genotype has "
+                             f"{len(genotype.blocks)}")
+        for name in SPACE_FRAME_FIELDS:
+            have, want = getattr(genotype.frame, name), getattr(self.frame, name)
+            if have != want:
+                raise ValueError(f"genotype {name.replace('_', ' ')} {have} is not in space {self.name!r}; its "
+                                 f"{name.replace('_', ' ')} is fixed at {want} (genotype.with_frame({name}="
+                                 f"{want!r}) is; the head and the stem/head scaling belong to the target model)")
+        for i, (block, position) in enumerate(zip(genotype.blocks, self.positions), start=1):
+            _check_block(self.name, i, block, position)
 
     def contains(self, genotype: Genotype) -> bool:
         try:
@@ -188,27 +152,28 @@ class SearchSpace:
         return self.decode(decisions)
 
 
-def _show(value: object) -> str:
-    if isinstance(value, tuple) and len(value) == 2 and value in CONV_OPS:
-        return CONV_OP_NAMES[CONV_OPS.index(value)]
-    if isinstance(value, tuple):
-        return "/".join(str(v) for v in value)
-    return str(value)
+def _check_block(space: str, index: int, block: BlockGene, position: Position) -> None:
+    def fail(fields: tuple[str, ...], allowed: list[str]) -> None:
+        value = "/".join(show(getattr(block, f)) for f in fields)
+        raise ValueError(f"genotype block {index}: {'/'.join(fields)}={value} is not in space {space!r}; "
+                         f"allowed: {', '.join(allowed)}")
+
+    if block.stride != position.stride:
+        fail(("stride",), [show(position.stride)])
+    for name, want in position.fixed.items():
+        if getattr(block, name) != want:
+            fail((name,), [show(want)])
+    for d in position.decisions:
+        if d.index_of(block) is not None:
+            continue
+        varying = d.varying()
+        for name in d.fields:  # a field every option gives one value: name it alone
+            if name not in varying and getattr(block, name) != d.options[0][name]:
+                fail((name,), [show(d.options[0][name])])
+        allowed = ["/".join(show(o[f]) for f in varying) for o in d.options]
+        if len(varying) == 1:
+            allowed = list(dict.fromkeys(allowed))
+        fail(varying, allowed)
 
 
-def mnasnet_space() -> SearchSpace:
-    """The 7-block MnasNet space over the MobileNetV2 skeleton (the default)."""
-    blocks = tuple(
-        BlockChoices(stride=s, base_filters=f, base_layers=n, filters=filters, layers=layers_around(n))
-        for (s, f, n), filters in zip(MNASNET_SKELETON, MNASNET_FILTERS))
-    return SearchSpace("mnasnet", blocks)
-
-
-def tiny_space() -> SearchSpace:
-    """A 3-block space with a few hundred points per block, for tests and smoke runs."""
-    blocks = (
-        BlockChoices(stride=1, base_filters=16, base_layers=1, filters=(8, 16), layers=(1,)),
-        BlockChoices(stride=2, base_filters=24, base_layers=1, filters=(16, 24), layers=(1, 2)),
-        BlockChoices(stride=2, base_filters=32, base_layers=1, filters=(24, 32), layers=(1, 2)),
-    )
-    return SearchSpace("tiny", blocks)
+__all__ = ["SPACE_FRAME_FIELDS", "SearchSpace", "show_option"]

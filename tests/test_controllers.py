@@ -1,4 +1,5 @@
-"""Controllers: one conformance suite run against every registered controller, then per-controller tests.
+"""Controllers: one conformance suite run against every registered controller on every shipped space, then
+per-controller tests.
 
 The suite follows Optuna's sampler tests (STYLE habit 13): valid proposals,
 failed trials, save/restore continuity, seed reproducibility, errors for
@@ -23,7 +24,7 @@ from controllers import (Constraint, Controller, EvolutionSettings, InfeasibleCo
                          RandomSearch, RegularizedEvolution, RLController, RLSettings, get_controller_class,
                          list_controllers, make_controller, register_controller)
 from controllers.rl_policy import DecisionPolicy, from_plain, optimizer_from_plain, to_plain
-from search_spaces import Genotype, get_space
+from search_spaces import Genotype, get_space, shipped_spaces
 
 #: Small settings so that every phase (evolution's tournaments, RL updates) runs within a few asks.
 FAST: dict[str, dict[str, Any]] = {
@@ -62,9 +63,19 @@ def drive(controller: Controller, space, rounds: int, pending: int = 1, failed_e
     return out
 
 
-@pytest.fixture(params=["tiny", "mnasnet"])
+@pytest.fixture(params=shipped_spaces())
 def space(request):
     return get_space(request.param)
+
+
+def other_space(space):
+    """A shipped space with other decisions (its genotypes are not in ``space``)."""
+    return get_space("tiny" if space.name != "tiny" else "mnasnet")
+
+
+def code_sum(space):
+    """A cost that varies in every space: the sum of the integer decisions; and a feasible lower bound (its mean)."""
+    return (lambda g: float(sum(space.encode(g)))), float(sum(s - 1 for s in space.decision_sizes) // 2)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -140,7 +151,7 @@ class TestConformance:
         c.enqueue([known[0], known[2]])  # known[0] was evaluated: skipped, known[2] is next
         assert c.ask() == known[2] and c.stats()["from_queue"] == 3 and c.stats()["enqueued"] == 0
         assert c.best == (known[0], 0.9)
-        other = get_space("tiny" if space.name == "mnasnet" else "mnasnet").sample(rng)
+        other = other_space(space).sample(rng)
         with pytest.raises(ValueError, match=rf"enqueue: genotype #1 is not in search space '{space.name}'"):
             c.enqueue([known[1], other])
         with pytest.raises(TypeError, match="resolve_genotype"):
@@ -148,14 +159,11 @@ class TestConformance:
         assert c.stats()["enqueued"] == 0  # a failed enqueue adds nothing
 
     def test_warm_start_meets_the_constraint(self, name, space):
-        def layers(g: Genotype) -> float:
-            return float(sum(b.layers for b in g.blocks))
-
-        lo = float(sum(c.base_layers for c in space.blocks))
-        c = build(name, space, constraint=Constraint(layers, lo=lo, hi=lo, max_tries=5000, unit="layers"))
+        cost, lo = code_sum(space)
+        c = build(name, space, constraint=Constraint(cost, lo=lo, hi=lo, max_tries=5000, unit="codes"))
         rng = np.random.default_rng(0)
-        base = next(g for g in (space.sample(rng) for _ in range(1000)) if layers(g) != lo)
-        with pytest.raises(ValueError, match=rf"outside the constraint \[{lo:g}, {lo:g}\] layers"):
+        base = next(g for g in (space.sample(rng) for _ in range(1000)) if cost(g) != lo)
+        with pytest.raises(ValueError, match=rf"outside the constraint \[{lo:g}, {lo:g}\] codes"):
             c.enqueue([base])
 
     def test_add_evaluated_results_are_learned_and_never_proposed(self, name, space):
@@ -171,7 +179,7 @@ class TestConformance:
         proposals = drive(c, space, 40, pending=2)
         assert not set(proposals) & {g.to_string(space.stem) for g in known}
         with pytest.raises(ValueError, match="add_evaluated: the genotype is not in search space"):
-            c.add_evaluated(get_space("tiny" if space.name == "mnasnet" else "mnasnet").sample(rng), 0.5)
+            c.add_evaluated(other_space(space).sample(rng), 0.5)
 
     def test_repeat_settings_are_typed(self, name, space):
         with pytest.raises(ValueError, match="allow_repeats must be true or false"):
@@ -224,14 +232,11 @@ class TestConformance:
         assert controller.num_pending == 0 and controller.stats()["told"] == 18
 
     def test_constraint_holds_for_every_proposal(self, name, space):
-        def layers(g: Genotype) -> float:
-            return float(sum(b.layers for b in g.blocks))
-
-        lo = float(sum(c.base_layers for c in space.blocks))
-        controller = build(name, space, constraint=Constraint(layers, lo=lo, hi=lo + 1, max_tries=2000))
+        cost, lo = code_sum(space)
+        controller = build(name, space, constraint=Constraint(cost, lo=lo, hi=lo + 1, max_tries=2000))
         for _ in range(20):
             g = controller.ask()
-            assert lo <= layers(g) <= lo + 1
+            assert lo <= cost(g) <= lo + 1
             controller.tell(g, toy_reward(space, g))
 
     def test_infeasible_constraint_fails_with_bounds_and_closest(self, name, space):
@@ -240,7 +245,7 @@ class TestConformance:
 
         controller = build(name, space, constraint=Constraint(filters, lo=1000, hi=2000, max_tries=50, unit="ch"))
         with pytest.raises(ValueError, match=r"\[1000, 2000\] ch after 50 tries; the closest cost seen was "
-                                             rf"{max(space.blocks[0].filters)} ch"):
+                                             rf"{max(space.positions[0].values('filters'))} ch"):
             controller.ask()
 
     def test_state_of_another_controller_or_space_is_rejected(self, name, space):
@@ -248,9 +253,8 @@ class TestConformance:
         other = [n for n in list_controllers() if n != name][0]
         with pytest.raises(ValueError, match=f"controller {name!r}"):
             build(other, space).load_state_dict(state)
-        other_space = get_space("tiny" if space.name == "mnasnet" else "mnasnet")
         with pytest.raises(ValueError, match="search space"):
-            build(name, other_space).load_state_dict(state)
+            build(name, other_space(space)).load_state_dict(state)
 
     def test_settings_are_typed(self, name, space):
         cls = get_controller_class(name)

@@ -1,4 +1,5 @@
-"""The MnasNet factorized space as a table: validate, cardinality, encode/decode, sample, mutate, registry."""
+"""The MnasNet factorized space (declared in search_spaces/declarations/mnasnet.yaml): validate, cardinality,
+encode/decode, sample, mutate, registry -- the same space, decisions and RNG stream as before it was a declaration."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import numpy as np
 import pytest
 
 import search_spaces.registry as registry
-from search_spaces import (CONV_OPS, DECISIONS, Genotype, SearchSpace, get_space, list_spaces, mnasnet_space,
-                           named_genotype, register_space)
+from search_spaces import Genotype, SearchSpace, get_space, list_spaces, load_space, named_genotype, register_space
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_cardinality(space):
 
 def test_decision_sizes_and_names(space):
     sizes = space.decision_sizes
-    assert len(sizes) == len(space.decision_names) == 7 * len(DECISIONS)
+    assert len(sizes) == len(space.decision_names) == 7 * 6
     per_block = [sizes[i:i + 6] for i in range(0, len(sizes), 6)]
     # op, kernel, se, skip, filters, layers; first and last block (base 1 layer) have two layer choices
     assert per_block[0] == [4, 2, 2, 2, 3, 2]
@@ -57,7 +57,7 @@ def test_encode_known_genotype(space):
     codes = space.encode(named_genotype("b0"))
     assert len(codes) == 42
     # block 1 of B0: sepconv (mbconv e1) k3 se0.25 skip, 16 filters, 1 layer
-    assert codes[:6] == [CONV_OPS.index(("mbconv", 1)), 0, 1, 0, 1, 0]
+    assert codes[:6] == [1, 0, 1, 0, 1, 0]  # op options: conv, mbconv e1, mbconv e3, mbconv e6
     assert space.decode(codes) == named_genotype("b0")
 
 
@@ -90,7 +90,7 @@ def test_decode_rejects_bad_decisions(space):
     (3, {"layers": 7}, "layers=7", "3, 4, 5"),
     (1, {"stride": 1}, "stride=1", "allowed: 2"),
     (4, {"se": 0.5}, "se=0.5", "0.0, 0.25"),
-    (5, {"expand": 4}, "op/expand=mbconv/4", "conv, sepconv, mbconv3, mbconv6"),
+    (5, {"expand": 4}, "op/expand=mbconv/4", "conv/1, mbconv/1, mbconv/3, mbconv/6"),  # the declared options
 ])
 def test_validate_names_block_field_and_allowed(space, block, changes, field, allowed):
     g = _replace_block(named_genotype("b0"), block, **changes)
@@ -178,16 +178,16 @@ def test_registry(monkeypatch):
     monkeypatch.setattr(registry, "_SPACES", dict(registry._SPACES))
     assert {"mnasnet", "tiny"} <= set(list_spaces())
     with pytest.raises(ValueError, match="already registered"):
-        register_space("mnasnet", mnasnet_space)
+        register_space("mnasnet", lambda: load_space("mnasnet"))
     with pytest.raises(ValueError) as info:
         get_space("nope")
     assert "'nope'" in str(info.value) and "mnasnet" in str(info.value) and "tiny" in str(info.value)
-    register_space("mine", mnasnet_space)
+    register_space("mine", lambda: load_space("mnasnet"))
     assert get_space("mine").cardinality == get_space("mnasnet").cardinality
     # a fresh space each time: no shared mutable state between users
     assert get_space("mnasnet") is not get_space("mnasnet")
 
 
-def test_space_needs_blocks():
-    with pytest.raises(ValueError, match="at least one block"):
-        SearchSpace("empty", ())
+def test_space_needs_stages():
+    with pytest.raises(ValueError, match="at least one stage"):
+        SearchSpace({"name": "empty", "stages": []})

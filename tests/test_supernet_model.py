@@ -12,7 +12,7 @@ from torch import nn
 from efficientnet import count_spec, measure_macs, walk
 from efficientnet.dynamic_ops import DynamicConv2d
 from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-from search_spaces import DEFAULT_FRAME, BlockChoices, BlockGene, Genotype, SearchSpace, get_space, named_genotype
+from search_spaces import DEFAULT_FRAME, BlockGene, Genotype, SearchSpace, get_space, named_genotype
 
 QUICK = dict(width=0.25, depth=0.5, resolution=32, stem_stride=2, num_classes=10)  # the quickstart's proxy
 TINY = dict(width=1.0, depth=1.0, resolution=32, stem_stride=1, num_classes=10)
@@ -99,8 +99,7 @@ def test_not_a_path_is_rejected_with_the_field():
                          enumerate(largest_genotype(get_space("tiny")).blocks)))
     with pytest.raises(ValueError, match="block 1: kernel=7"):
         net(torch.zeros(1, 3, 32, 32), bad)
-    odd = SearchSpace("odd", (BlockChoices(stride=1, base_filters=16, base_layers=1, filters=(16,), layers=(1,),
-                                           ops=(("fused", 4),)),))
+    odd = SearchSpace({"name": "odd", "stages": [{"stride": 1, "filters": 16, "op": "fused", "expand": 4}]})
     with pytest.raises(ValueError, match="op.*fused.*supported: mbconv, conv"):
         Supernet(odd, **TINY)
 
@@ -214,8 +213,9 @@ def test_zero_init_leaves_every_path_trainable():
     net = Supernet(space, **TINY)
     net.zero_init()
     assert not net.classifier.weight.any()
-    noskip = Genotype(tuple(BlockGene(op="mbconv", kernel=3, stride=c.stride, expand=6, se=0.25, skip=False,
-                                      filters=max(c.filters), layers=max(c.layers)) for c in space.blocks))
+    noskip = Genotype(tuple(BlockGene(op="mbconv", kernel=3, stride=p.stride, expand=6, se=0.25, skip=False,
+                                      filters=max(p.values("filters")), layers=max(p.values("layers")))
+                            for p in space.positions))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
     for g in (noskip, largest_genotype(space)):

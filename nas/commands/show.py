@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 
 from efficientnet import count_spec, walk
-from search_spaces import CONV_OP_NAMES, CONV_OPS, HEAD_SCALINGS, STEM_SCALINGS, ZOO
+from search_spaces import HEAD_SCALINGS, STEM_SCALINGS, ZOO
 
 from .common import add_model_options, human, positive_int, print_json, print_table, spec_from_args
 
@@ -43,8 +43,11 @@ def frame_changes(args: argparse.Namespace) -> dict:
 
 
 def operator(op: str, expand: int) -> str:
-    if (op, expand) in CONV_OPS:
-        return CONV_OP_NAMES[CONV_OPS.index((op, expand))]
+    """The stage table's operator name: MnasNet's (conv, sepconv, mbconv3, mbconv6), else the op and expansion."""
+    if op in ("conv", "skip"):
+        return op
+    if op == "mbconv":
+        return "sepconv" if expand == 1 else f"mbconv{expand}"
     return f"{_OP_NAMES.get(op, op)}{'' if op == 'irpw' else f' e{expand}'}" if op in _OP_NAMES else f"{op}{expand}"
 
 

@@ -24,7 +24,6 @@ scale alone when fewer than three genotypes or a non-positive slope);
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import replace
@@ -59,17 +58,17 @@ def space_layers(space: SearchSpace, target: TargetModel) -> list[LayerSpec]:
         for spec in specs:
             found.setdefault(spec.key(), spec)
 
-    last = len(space.blocks) - 1
-    for i, choices in enumerate(space.blocks):
-        previous = space.blocks[i - 1].filters if i else (None,)
+    positions = space.positions
+    last = len(positions) - 1
+    for i, position in enumerate(positions):
+        previous = positions[i - 1].values("filters") if i else (None,)
         for prev in previous:
             blocks = list(base.blocks)
             if prev is not None:
                 blocks[i - 1] = replace(blocks[i - 1], filters=prev)
-            for (op, expand), kernel, se, skip, filters, layers in itertools.product(*choices.options()):
-                blocks[i] = BlockGene(op=op, kernel=kernel, stride=choices.stride, expand=expand, se=se, skip=skip,
-                                      filters=filters, layers=layers)
-                genotype = Genotype(tuple(blocks))
+            for combo in position.combos():
+                blocks[i] = BlockGene(**combo)
+                genotype = Genotype(tuple(blocks), base.frame)
                 add(_block_layers(genotype, target, i))
                 if i == 0:
                     add(model_layers(genotype, target)[:1])  # the stem
