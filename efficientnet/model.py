@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from search_spaces import BlockGene, Frame, Genotype, resolve_genotype
+from search_spaces import network_key as genotype_network_key
 
 from .blocks import Norms, layer_module
 from .layout import walk
@@ -108,6 +109,14 @@ def scaled_genotype(spec: ModelSpec) -> Genotype:
     frame = Frame(stem=arch.stem, head=arch.head, stem_scaling="fixed", head_scaling="fixed",
                   stem_stride=arch.stem_stride, activation=arch.activation, se_activation=arch.se_activation)
     return Genotype(blocks, frame)
+
+
+def network_key(spec: ModelSpec) -> tuple:
+    """A hashable key equal for two specs iff they build the same network (``search_spaces.network_key`` of
+    :func:`scaled_genotype`): genotypes that differ only where the spec's width or depth rounding erases the
+    difference (at the proxy's depth 0.5, blocks of 1 and 2 layers both build 1) compare equal.  Resolution,
+    classes and dropout are not part of the network."""
+    return genotype_network_key(scaled_genotype(spec))
 
 
 def model_spec(name_or_genotype: str | Genotype, model: str | None = None, width: float | None = None,

@@ -7,29 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces import BlockGene, Frame, Genotype
+from search_spaces import BlockGene, Frame, Genotype, get_space
 from search_spaces.genes import ACTIVATIONS
 from search_spaces.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent
 MACRO_TABLE = ROOT / "nas" / "builtin" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"
 
-#: NAS-Bench-Macro (Su et al. 2021; nas/builtin/nas-bench-macro/README.md): 8 searchable layers in 3 stages,
-#: (stride, filters) per layer; stem 3x3 32 stride 1, head 1x1 1280, ReLU, no SE, CIFAR-10 at 32x32.
-MACRO_LAYERS = ((2, 64), (1, 64), (2, 128), (1, 128), (1, 128), (2, 256), (1, 256), (1, 256))
-#: Digit -> the layer's fields: 0 identity, 1 MB3_K3, 2 MB6_K5.
-MACRO_OPS = ({"op": "skip", "kernel": 1}, {"op": "mbconv", "expand": 3, "kernel": 3}, {"op": "mbconv", "expand": 6, "kernel": 5})
-MACRO_FRAME = Frame(stem=32, stem_stride=1, stem_scaling="fixed", head=1280, head_scaling="fixed",
-                    activation="relu")
 MACRO_RESOLUTION, MACRO_CLASSES = 32, 10
 
 
 def macro_genotype(key: str) -> Genotype:
-    """The genotype of a NAS-Bench-Macro table key (8 digits, one per layer)."""
-    if len(key) != len(MACRO_LAYERS) or set(key) - set("012"):
+    """The genotype of a NAS-Bench-Macro table key (8 digits, one per layer: 0 identity, 1 MB3_K3, 2 MB6_K5)."""
+    if len(key) != 8 or set(key) - set("012"):
         raise ValueError(f"a NAS-Bench-Macro key is 8 digits of 0, 1, 2, got {key!r}")
-    return Genotype(tuple(BlockGene(stride=s, filters=f, layers=1, **MACRO_OPS[int(d)])
-                          for d, (s, f) in zip(key, MACRO_LAYERS)), MACRO_FRAME)
+    return get_space("nas-bench-macro").decode([int(d) for d in key])
 
 
 def macro_table() -> dict[str, dict]:
@@ -59,3 +51,30 @@ def random_genotype(rng: np.random.Generator, ops: tuple[str, ...] = tuple(OPS),
     se_act = None if rng.integers(2) else str(rng.choice(ACTIVATIONS))
     frame = Frame(stem=stem, stem_stride=int(rng.choice([1, 2])), activation=act, se_activation=se_act)
     return Genotype(tuple(out), frame)
+
+
+#: A test space using every op of the registry, per stage and per layer, with elastic filters, layers, kernel
+#: (3/5/7), expansion, SE and skip, hard-swish and a ReLU SE: what the supernet must share and extract exactly.
+EVERY_OP = {
+    "name": "every-op",
+    "source": "effnas test space: every op of search_spaces.OPS",
+    "frame": {"stem": 16, "stem_stride": 1, "activation": "hswish", "se_activation": "relu"},
+    "stages": [
+        {"stride": 1, "decisions": {
+            "op": [{"op": "mbconv", "expand": 1, "kernel": 3, "se": 0.25}, {"op": "mbconv", "expand": 4, "kernel": 5},
+                   {"op": "mbconv", "expand": 6, "kernel": 3, "se": 0.25}, {"op": "irpw", "kernel": 5, "se": 0.25},
+                   {"op": "irpw", "kernel": 3}, {"op": "skip"}],
+            "filters": [8, 16], "layers": [1, 2]}},
+        {"stride": 2, "decisions": {
+            "op": [{"op": "conv", "kernel": 3, "se": 0.25}, {"op": "conv", "kernel": 5}, {"op": "fused", "kernel": 3},
+                   {"op": "fused", "expand": 4, "kernel": 5, "se": 0.25}, {"op": "nodw"},
+                   {"op": "nodw", "expand": 3}, {"op": "skip"}],
+            "filters": [16, 24], "layers": [1, 2]}},
+        {"stride": 2, "filters": 32, "layers": 2, "per": "layer", "decisions": {
+            "op": [{"op": "skip"}, {"op": "mbconv", "expand": 3, "kernel": 3}, {"op": "mbconv", "expand": 6, "kernel": 5},
+                   {"op": "fused", "expand": 2, "kernel": 3}]}},
+        {"stride": 1, "op": "mbconv", "decisions": {
+            "expand": [3, 6], "kernel": [3, 5, 7], "se": [0.0, 0.25], "skip": [True, False], "filters": [24, 32],
+            "layers": [1, 2, 3]}},
+    ],
+}
