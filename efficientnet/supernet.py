@@ -50,7 +50,7 @@ from torch import nn
 
 from search_spaces import Genotype, SearchSpace
 
-from .blocks import layer_module, Norms
+from .blocks import Norms, layer_module
 from .dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, act, copy_bn, copy_conv
 from .layout import walk
 from .model import EfficientNet, ModelSpec, build_model

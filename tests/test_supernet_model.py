@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from efficientnet import ModelSpec, count_spec, measure_macs, network_key, walk
+from efficientnet.blocks import ACTIVATIONS
 from efficientnet.dynamic_ops import ACT_FUNCTIONS, DynamicConv2d
 from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-from efficientnet.blocks import ACTIVATIONS
-from search_spaces import DEFAULT_FRAME, BlockGene, Genotype, SearchSpace, get_space, load_space, named_genotype
-from search_spaces import shipped_spaces
+from search_spaces import (DEFAULT_FRAME, BlockGene, Genotype, SearchSpace, get_space, load_space, named_genotype,
+                           shipped_spaces)
 from space_helpers import EVERY_OP, macro_genotype
 
 QUICK = dict(width=0.25, depth=0.5, resolution=32, stem_stride=2, num_classes=10)  # the quickstart's proxy
