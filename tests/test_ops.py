@@ -13,7 +13,7 @@ from torch import nn
 from efficientnet import ModelSpec, build_model, count_spec, layer_cost, measure_macs, walk
 from efficientnet.blocks import ACTIVATIONS, Block, Norms
 from efficientnet.ops import OPS
-from search_spaces import BlockGene, Frame, Genotype
+from search_spaces import BlockGene, Frame, Genotype, get_space, shipped_spaces
 from search_spaces.genes import ACTIVATIONS as ACTIVATION_NAMES
 from search_spaces.ops import OPS as OP_FACTS
 from space_helpers import MACRO_CLASSES, MACRO_RESOLUTION, macro_genotype, macro_table, random_genotype
@@ -39,8 +39,9 @@ def test_nas_bench_macro_params_and_flops_equal_the_table_for_every_key():
     multiply-adds at 32x32) of all 6,561 keys equal effnas's analytic counts -- no rule differs."""
     table = macro_table()
     assert len(table) == 6561
-    wrong = [(key, count_spec(_macro_spec(key)), (row["params"], row["flops"])) for key, row in table.items()
-             if count_spec(_macro_spec(key)) != (row["params"], row["flops"])]
+    counts = {key: count_spec(_macro_spec(key)) for key in table}
+    wrong = [(key, counts[key], (row["params"], row["flops"])) for key, row in table.items()
+             if counts[key] != (row["params"], row["flops"])]
     assert wrong == []
     # the extremes (README: flops 7.7M-105.7M): all-identity and all-MB6_K5
     assert count_spec(_macro_spec("00000000")) == (387_882, 7_713_280)
@@ -132,6 +133,16 @@ def test_every_op_counts_equal_the_built_module(seed):
     assert sum(p.numel() for p in model.parameters()) == params
     assert measure_macs(model, spec.resolution) == macs
     assert model.eval()(torch.zeros(1, 3, spec.resolution, spec.resolution)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", shipped_spaces())
+def test_counts_equal_the_built_module_for_random_genotypes_of_every_shipped_space(name):
+    space = get_space(name)
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        spec = ModelSpec(space.sample(rng), width=0.5, resolution=32, num_classes=10)
+        model = build_model(spec)
+        assert (sum(p.numel() for p in model.parameters()), measure_macs(model, 32)) == count_spec(spec)
 
 
 @pytest.mark.parametrize("act, se_act", [("relu", None), ("hswish", "relu"), ("relu6", "silu"), ("silu", "hswish")])
