@@ -14,8 +14,8 @@ lists every token):
   (``c2`` regular conv, ``c3`` expand-1 inverted residual) that TF's builder
   refuses; ``to_tf()`` exports for TF and raises where TF would differ.
 * ``to_timm()`` / ``from_timm()``: timm arch strings with timm's meaning
-  (``search_spaces.timm_grammar``); export raises, naming the block and the
-  reason, wherever timm would build a different network.
+  (``search_spaces.timm_grammar``); export and parsing raise, naming the block
+  and the reason, wherever timm would build a different network.
 * stem/head items ``stem<N>[_fixed]`` first and ``head<N>[_fixed|_up]`` last,
   in both forms, only when the frame is not the default
   (``search_spaces.strings``).
@@ -38,7 +38,8 @@ from .strings import BLOCK_SEPARATOR, frame_items, split_frame, split_items
 
 __all__ = ["BLOCK_SEPARATOR", "OPS", "STEM_FILTERS", "BlockGene", "Frame", "Genotype"]
 
-_FRAME_KEYS = {"stem": "stem", "head": "head", "stem_scaling": "stem_scaling", "head_scaling": "head_scaling"}
+#: Flat-dict keys of the frame (every Frame field, so the dict form is lossless).
+_FRAME_KEYS = {f.name: f.name for f in fields(Frame)}
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,13 @@ class Genotype:
         items, parsed = split_frame(split_items(text))
         if frame is not None and not parsed.is_default and parsed != frame:
             raise ValueError(f"the string's stem/head items ({parsed}) contradict the frame passed in ({frame})")
-        return cls(tuple(timm_grammar.parse_block(item, i) for i, item in enumerate(items)),
-                   frame if frame is not None else parsed)
+        blocks = tuple(timm_grammar.parse_block(item, i) for i, item in enumerate(items))
+        frame = frame if frame is not None else parsed
+        try:  # what timm would build differently is refused, never changed
+            timm_grammar.format_blocks(blocks, frame)
+        except ValueError as err:
+            raise ValueError(f"timm builds another network from this string: {err}") from None
+        return cls(blocks, frame)
 
     # -- flat dict (Ray configs) -----------------------------------------
     def to_dict(self) -> dict[str, object]:
@@ -126,8 +132,9 @@ class Genotype:
         for i, block in enumerate(self.blocks, start=1):
             for f in fields(BlockGene):
                 out[f"b{i}_{f.name}"] = getattr(block, f.name)
-        if not self.frame.is_default:
-            out.update({key: getattr(self.frame, name) for key, name in _FRAME_KEYS.items()})
+        if not self.frame.is_default:  # None (an SE activation equal to the activation) is left out
+            out.update({key: getattr(self.frame, name) for key, name in _FRAME_KEYS.items()
+                        if getattr(self.frame, name) is not None})
         return out
 
     @classmethod

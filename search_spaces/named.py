@@ -6,8 +6,11 @@ TF's ``mnasnet_models.py`` block strings), plus the stem/head the source's
 builder uses (``stem<N>[_fixed]`` / ``head<N>[_fixed|_up]`` items).  ``params``
 is the reference's parameter count at 224x224 and 1000 classes, asserted by
 tests/test_zoo.py against ``nas show NAME --json``.  ``activation`` is the one
-the source builds with (parameters and MACs do not depend on it;
-``EfficientNet(activation=...)`` builds with it).
+the source builds with; ``genotype()`` puts it in the genotype's frame
+(MnasNet-A1 ReLU, EfficientNet-Lite0 ReLU6, ...), so its strings carry it
+(``act_relu``), ``to_tf()`` refuses it (TF's efficientnet_builder builds
+swish), and everything built from the genotype uses it.  Parameters and MACs
+do not depend on it.
 
 Left out because the builder cannot express them exactly (README, "Genotype
 strings"): timm's mixnet (mixed kernels ``k3.5.7``), tinynet (depth rounding
@@ -48,9 +51,12 @@ class ZooEntry:
     params: int
 
     def genotype(self) -> Genotype:
+        """The reference network: its definition in the activation its source builds with (in the frame)."""
         if self.grammar == "tf":
-            return Genotype.from_string(self.definition)
-        return Genotype.from_timm(self.definition)
+            g = Genotype.from_string(self.definition)
+        else:
+            g = Genotype.from_timm(self.definition)
+        return g.with_frame(activation=self.activation)
 
 
 _TIMM = "timm efficientnet.py "

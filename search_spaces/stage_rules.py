@@ -190,7 +190,8 @@ def _complete(d: _Raw, extra: set[str], base: dict) -> Decision:
                 raise DeclarationError(d.option_path(j), f"the option sets no {f} and there is no default; add {f}")
         key = tuple(full.values())
         if key in seen:
-            how = "" if d.options[seen[key]] == option else " once the op's pinned fields and the defaults are filled in"
+            how = "" if d.options[seen[key]] == option else \
+                " once the op's pinned fields and the defaults are filled in"
             raise DeclarationError(d.option_path(j), f"repeats option {seen[key]} ({show_option(full)}){how}; "
                                                      "remove one")
         seen[key] = j

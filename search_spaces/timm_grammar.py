@@ -8,16 +8,23 @@ reads and writes:
   op ``mbconv`` for ``e > 1``, op ``irpw`` for ``e1`` (FBNet-C's blocks);
 * ``cn`` -- ``ConvBnAct`` = op ``conv`` without squeeze-excite (timm's
   ``cn`` has none); its residual only with ``skip``;
-* ``er`` -- ``EdgeResidual``, only where it equals TF's ``c1`` (op ``nodw``):
-  ``k3``, ``s1``, ``e > 1``, no ``se`` (timm's ``er`` puts the stride on its
-  kxk expansion conv, TF's ``c1`` on its 1x1 projection).
+* ``er`` -- ``EdgeResidual`` = op ``fused`` (effnas ``c4``), exactly: a kxk
+  expansion conv in -> in*e **with the stride**, BN, activation, squeeze-excite
+  on the expanded features, a linear 1x1 projection + BN, the residual where
+  stride 1 and in == out (also at ``e1``).  timm's ``fc<N>`` (``force_in_chs``,
+  the hack for TF EdgeTPU's declared input width) has no effnas form and is
+  refused.  TF's ``c1`` (op ``nodw``) at stride 1 with an expansion builds the
+  same network as ``er_..._k3`` and exports so (it reads back as ``fused``:
+  an equal ``network_key``); strided or expand-1 ``c1`` has no timm form.
 
 Export checks everything timm would build differently and raises, naming
 the block and the reason: strides other than 1 and 2 (timm asserts), channel
 counts timm's ``round_channels`` would change (non-multiples of 8: output,
 expanded and, unless ``fix_stem``, stem widths), squeeze widths timm rounds
 otherwise (``round(mid * se / e)`` against TF's ``max(1, int(in * se))``),
-and the blocks above that timm has no type for.
+and the blocks above that timm has no type for (op ``skip``: an absent layer).
+Parsing runs the same checks, so a timm string effnas would build differently
+is refused by name, never changed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from .strings import FLOAT, INT, TOKEN, fmt_ratio
 TIMM_TYPES = ("ds", "dsa", "ir", "er", "cn", "tu", "uir", "mha", "mqa")
 SUPPORTED = ("ds", "ir", "cn", "er")
 _TOKENS = "r k s e c se skip noskip"
+#: Frame activations as timm's ``get_act_layer`` names them (``EfficientNet(act_layer=...)``).
+TIMM_ACT = {"silu": "silu", "relu": "relu", "relu6": "relu6", "hswish": "hard_swish"}
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
@@ -56,6 +65,8 @@ def format_block(block: BlockGene, in_filters: int, index: int) -> str:
     if make_divisible(block.filters) != block.filters:
         raise ValueError(f"{where}: timm rounds output channels to multiples of 8 (round_channels): "
                          f"c{block.filters} would become c{make_divisible(block.filters)}")
+    if block.op == "skip":
+        raise ValueError(f"{where}: op skip (an absent layer, or a strided 1x1 conv + BN) has no timm block type")
     if block.op == "conv":
         if block.se > 0:
             raise ValueError(f"{where}: timm's cn (ConvBnAct) has no squeeze-excite; a regular conv with "
@@ -70,6 +81,8 @@ def format_block(block: BlockGene, in_filters: int, index: int) -> str:
                    else "TF's c1 at e1 is a lone 1x1 conv without activation, which no timm block builds")
             raise ValueError(f"{where}: TF's c1 block (s{block.stride}, e{block.expand}) has no timm form: {why}")
         head, kernel = "er", 3
+    elif block.op == "fused":
+        head, kernel = "er", block.kernel
     else:
         head, kernel = ("ds" if block.op == "mbconv" and block.expand == 1 else "ir"), block.kernel
     if head != "ds" and make_divisible(mid) != mid:
@@ -94,9 +107,17 @@ def check_frame(frame: Frame) -> None:
 
 
 def timm_kwargs(frame: Frame) -> dict[str, object]:
-    """timm ``EfficientNet`` keyword arguments for ``frame`` at width 1.0."""
+    """timm ``EfficientNet`` keyword arguments for ``frame`` at width 1.0, the activation always (timm's
+    ``EfficientNet`` class defaults to ReLU; its ``_gen_efficientnet`` passes swish)."""
     check_frame(frame)
-    return {"stem_size": frame.stem, "fix_stem": frame.stem_scaling == "fixed", "num_features": frame.head}
+    if frame.se_activation is not None:
+        raise ValueError(f"timm's SqueezeExcite uses its block's activation; a frame with activation "
+                         f"{frame.activation} and SE activation {frame.se_activation} has no timm_kwargs form")
+    if frame.stem_stride != 2:
+        raise ValueError(f"timm's EfficientNet has a stem of stride 2; this frame's stem has stride "
+                         f"{frame.stem_stride}")
+    return {"stem_size": frame.stem, "fix_stem": frame.stem_scaling == "fixed", "num_features": frame.head,
+            "act_layer": TIMM_ACT[frame.activation]}
 
 
 def parse_block(item: str, index: int) -> BlockGene:
@@ -119,6 +140,9 @@ def parse_block(item: str, index: int) -> BlockGene:
             if not FLOAT.match(raw):
                 raise ValueError(f"{where}: token {token!r} needs a ratio, e.g. se0.25")
             seen["se"] = float(raw)
+        elif key == "fc":
+            raise ValueError(f"{where}: token {token!r} (timm's force_in_chs, for TF EdgeTPU's declared input "
+                             "width) cannot be expressed: effnas expands a block from its real input channels")
         elif key in ("r", "k", "s", "c"):
             if not INT.match(raw):
                 raise ValueError(f"{where}: token {token!r} needs an integer value"
@@ -146,10 +170,7 @@ def parse_block(item: str, index: int) -> BlockGene:
             raise ValueError(f"{where}: timm's cn (ConvBnAct) ignores se; drop the se token")
         op, skip = "conv", bool(seen.get("skip", False))
     elif head == "er":
-        if seen["k"] != 3 or seen["s"] != 1 or expand == 1 or se > 0:
-            raise ValueError(f"{where}: timm's er equals TF's c1 only with k3, s1, e>1 and no se; "
-                             f"got k{seen['k']}, s{seen['s']}, e{expand}{f', se{se:g}' if se else ''}")
-        op, skip = "nodw", "noskip" not in seen
+        op, skip = "fused", "noskip" not in seen
     else:
         op, skip = ("irpw" if head == "ir" and expand == 1 else "mbconv"), "noskip" not in seen
     try:

@@ -75,7 +75,7 @@ def test_scale_b0_json(capsys):
     (["scale", "r1_k3_s11_e1_i32_o16,r1_k3_s22_e6_i24_o24"], ["i24", "i16"]),        # broken channel chain
     (["show", "r1_k4_s11_e1_i32_o16"], ["kernel", "odd"]),                            # not a point of any space
     (["show", "r1_k3_s11_e6_i32_o16_c2"], ["expand"]),
-    (["show", "er_r1_k3_s2_e4_c24"], ["er", "k3, s1"]),                               # timm type, partly
+    (["show", "er_r1_k3_s2_e4_c24_fc24"], ["'fc24'", "force_in_chs"]),                # timm token, inexpressible
     (["show", "uir_r1_a3_k5_s2_e4_c24"], ["uir", "cannot express"]),                 # unsupported first type
     (["show", "dsa_r1_k3_s1_c16"], ["dsa", "ds, ir, cn, er"]),
     (["show", "b0", "--stem", "0"], ["--stem"]),

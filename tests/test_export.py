@@ -12,7 +12,7 @@ from efficientnet import EfficientNet, ModelSpec, build_model, model_spec
 from nas.cli import main
 from nas.export import (MIN_OPSET, calibrate_batchnorm, calibration_batch, check_opset, compare_onnx, export_onnx,
                         load_weights)
-from search_spaces import Genotype, named_genotype
+from search_spaces import Genotype, named_genotype, resolve_genotype
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -68,13 +68,14 @@ def _silus(graph) -> int:
 
 
 @pytest.mark.parametrize("text, present, silus", [
-    (MIXED + ",act_relu", {"Relu", "Sigmoid"}, 0),  # Sigmoid: the SE gate only
+    ("mnasnet-a1", {"Relu", "Sigmoid"}, 0),  # the zoo's A1 is ReLU; Sigmoid: its SE gates only
+    (MIXED + ",act_relu", {"Relu", "Sigmoid"}, 0),
     (MIXED, {"Sigmoid"}, 12),  # stem, 2 x (expand, depthwise, SE), 2 x (expand, depthwise), head
     (NEW_OPS, {"HardSwish", "Clip", "Sigmoid"}, 0),
-], ids=["relu", "silu", "new-ops-hswish"])
+], ids=["mnasnet-a1", "relu", "silu", "new-ops-hswish"])
 def test_the_genotypes_activation_is_exported(tmp_path, text, present, silus):
     """The activation travels in the genotype: a ReLU genotype exports Relu and no Sigmoid*Mul (SiLU); new ops too."""
-    spec = ModelSpec(Genotype.from_string(text), width=0.5, resolution=32, num_classes=10)
+    spec = ModelSpec(resolve_genotype(text), width=0.5, resolution=32, num_classes=10)
     model = _model(spec)
     path = export_onnx(model, tmp_path / "m.onnx", spec.resolution)
     graph = onnx.load(str(path)).graph

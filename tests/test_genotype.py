@@ -101,7 +101,11 @@ def test_named_genotypes_match_reference_strings():
     assert [b.layers for b in b0.blocks] == [1, 2, 2, 3, 3, 4, 1]
     assert [b.filters for b in b0.blocks] == [16, 24, 40, 80, 112, 192, 320]
     a1 = named_genotype("mnasnet-a1")
-    assert a1.to_string() == MNASNET_A1
+    assert a1.to_string() == MNASNET_A1 + ",act_relu"  # TF's mnasnet_models builds A1 with ReLU (issue 19)
+    assert a1.frame.activation == "relu" and a1.with_frame(activation="silu").to_string() == MNASNET_A1
+    with pytest.raises(ValueError, match="TF's efficientnet_builder builds swish .SiLU. networks; this genotype uses "
+                                         "relu"):
+        a1.to_tf()
     assert a1.blocks[0].skip is False and a1.blocks[2].expand == 3
     # timm's own arch def of efficientnet_b0 (timm _gen_efficientnet), without the stage nesting
     assert b0.to_timm().startswith("ds_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25")

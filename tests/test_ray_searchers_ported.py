@@ -23,6 +23,7 @@ import pytest
 
 from controllers import make_controller
 from search_spaces import get_space, resolve_genotype
+from search_spaces.named import MNASNET_A1
 
 pytestmark = pytest.mark.ray  # imports Ray; the tests taking `local_ray` start it (once for the module)
 
@@ -200,10 +201,14 @@ def test_points_to_evaluate_with_evaluated_rewards():
 
 def test_points_to_evaluate_are_suggested_first():
     b0 = resolve_genotype("b0")
+    a1_blocks = MNASNET_A1  # A1's blocks in the space's SiLU frame (the named mnasnet-a1 is ReLU: issue 19)
     searcher = ControllerSearcher(make_controller("evolution", get_space("mnasnet"), seed=0), metric="reward",
-                                  mode="max", points_to_evaluate=["b0", {"genotype": "mnasnet-a1"}])
+                                  mode="max", points_to_evaluate=["b0", {"genotype": a1_blocks}])
     assert searcher.suggest("a")["genotype"] == b0.to_string()
-    assert searcher.suggest("b")["genotype"] == resolve_genotype("mnasnet-a1").to_string()
+    assert searcher.suggest("b")["genotype"] == resolve_genotype(a1_blocks).to_string() == a1_blocks
+    with pytest.raises(ValueError, match="activation relu is not in space 'mnasnet'"):
+        ControllerSearcher(make_controller("evolution", get_space("mnasnet"), seed=0), metric="reward",
+                           mode="max", points_to_evaluate=["mnasnet-a1"])
     with pytest.raises(ValueError, match=r"points_to_evaluate\[0\]: 'b7' is neither a genotype name"):
         _searcher(metric="m", mode="max", points_to_evaluate=["b7"])
 

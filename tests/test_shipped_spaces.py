@@ -109,3 +109,32 @@ def test_distinct_networks_are_counted_and_stated_in_the_header(name):
 def test_the_distinct_count_refuses_spaces_whose_stages_can_merge():
     with pytest.raises(ValueError, match="stage 4 may continue stage 3"):
         distinct_networks(get_space("mnasnet"))  # e.g. 80 filters in blocks 4 and 5 (stride 1)
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "tiny", "nas-bench-macro", "fbnet", "edgetpu"])
+def test_strings_of_every_shipped_space_round_trip_or_refuse_by_name(name):
+    """TF strings (with c4/c5 and the stem/act items) are lossless; timm strings are exact or refused naming the
+    block; the flat dict (Ray configs) is lossless."""
+    import numpy as np
+
+    space = get_space(name)
+    rng = np.random.default_rng(11)
+    exported, refused = [], 0
+    for _ in range(150):
+        g = space.sample(rng)
+        text = g.to_string()
+        assert Genotype.from_string(text) == g and Genotype.from_string(text).to_string() == text
+        assert Genotype.from_dict(g.to_dict()) == g
+        try:
+            timm = g.to_timm()
+        except ValueError as err:
+            refused += 1
+            assert str(err).startswith("block ") and "\n" not in str(err), str(err)
+            continue
+        exported.append(timm)
+        assert Genotype.from_timm(timm) == g and Genotype.from_timm(timm).to_timm() == timm
+    assert len(exported) + refused == 150
+    if name in ("nas-bench-macro", "fbnet"):
+        assert refused > 0  # skip has no timm type
+    if name == "edgetpu":  # fused exports as timm's er
+        assert exported and all(t.startswith("er_") and ",er_" in t and ",ir_" in t for t in exported)

@@ -30,7 +30,7 @@ def _timm_model(genotype, num_classes: int = 1000) -> nn.Module:
     return timm_efficientnet.EfficientNet(
         block_args=decode_arch_def(genotype.to_timm_arch_def()), num_classes=num_classes,
         stem_size=kwargs["stem_size"], fix_stem=kwargs["fix_stem"], num_features=kwargs["num_features"],
-        act_layer=nn.SiLU, norm_layer=partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01))
+        act_layer=kwargs["act_layer"], norm_layer=partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01))
 
 
 def _ours(genotype, resolution: int, num_classes: int = 1000) -> nn.Module:

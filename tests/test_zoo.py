@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -12,7 +11,7 @@ from efficientnet import build_model, count_spec, measure_macs, model_spec, roun
 from efficientnet.blocks import Block
 from efficientnet.layout import walk
 from nas.cli import main
-from search_spaces import ZOO, BlockGene, Genotype, named_genotype, resolve_genotype
+from search_spaces import ZOO, BlockGene, Genotype, named_genotype, network_key, resolve_genotype
 
 #: Reference parameter counts at 224x224, 1000 classes (timm 1.0's models; TF's mnasnet_models for d1 and a1).
 REFERENCE_PARAMS = {
@@ -40,6 +39,9 @@ def test_zoo_is_the_reference_list():
     for name, entry in ZOO.items():
         assert entry.params == REFERENCE_PARAMS[name]
         assert entry.activation in ("silu", "relu", "relu6")
+        assert named_genotype(name).frame.activation == entry.activation  # the genotype carries it (issue 19)
+    assert (ZOO["mnasnet-a1"].activation, ZOO["efficientnet-lite0"].activation, ZOO["b0"].activation) == (
+        "relu", "relu6", "silu")
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -49,9 +51,7 @@ def test_zoo_counts_equal_the_reference_and_the_built_module(name, capsys):
     assert data["params"] == REFERENCE_PARAMS[name]
     assert data["macs"] == MACS[name]
     assert data["activation"] == ZOO[name].activation
-    spec = model_spec(name)
-    spec = dataclasses.replace(spec, genotype=spec.genotype.with_frame(activation=ZOO[name].activation))
-    model = build_model(spec)  # the genotype's activation, no keyword
+    model = build_model(model_spec(name))  # the genotype's activation, no keyword
     assert type(model.stem[2]).__name__ == {"silu": "SiLU", "relu": "ReLU", "relu6": "ReLU6"}[ZOO[name].activation]
     assert sum(p.numel() for p in model.parameters()) == REFERENCE_PARAMS[name]
     assert measure_macs(model, 224) == MACS[name]
@@ -143,17 +143,32 @@ def test_timm_export_refuses_what_timm_builds_otherwise(genotype, must_mention):
         assert part in str(info.value), str(info.value)
 
 
-def test_timm_er_reads_only_as_tf_c1():
-    g = Genotype.from_timm("er_r2_k3_s1_e4_c24")
-    assert g.blocks[0].op == "nodw" and g.to_timm() == "er_r2_k3_s1_e4_c24"
-    assert Genotype.from_string("r1_k5_s11_e4_i32_o24_c1").to_timm() == "er_r1_k3_s1_e4_c24"
-    for text in ("er_r1_k3_s2_e4_c24", "er_r1_k5_s1_e4_c24", "er_r1_k3_s1_e1_c24", "er_r1_k3_s1_e4_c24_se0.25"):
-        with pytest.raises(ValueError, match="er equals TF's c1 only with k3, s1, e>1 and no se"):
-            Genotype.from_timm(text)
+def test_timm_er_is_the_fused_block():
+    """timm's er (EdgeResidual: kxk expansion conv with the stride, SE on the expanded features, 1x1 projection) is
+    op fused = effnas c4, with every kernel, stride, expansion and SE timm builds the same (issue 19)."""
+    for text in ("er_r2_k3_s1_e4_c24", "er_r1_k3_s2_e4_c24", "er_r1_k5_s1_e4_c24", "er_r1_k3_s1_e1_c24_noskip",
+                 "er_r1_k3_s1_e4_c24_se0.25"):
+        g = Genotype.from_timm(text)
+        assert {b.op for b in g.blocks} == {"fused"} and g.to_timm() == text
+        assert Genotype.from_string(g.to_string()) == g and "_c4" in g.to_string()
+    assert Genotype.from_timm("er_r1_k5_s2_e6_c24").to_string() == "r1_k5_s22_e6_i32_o24_c4"
+    # TF's c1 at stride 1 with an expansion is the same network as er k3: it exports so and reads back as fused
+    c1 = Genotype.from_string("r1_k5_s11_e4_i32_o24_c1")
+    assert c1.to_timm() == "er_r1_k3_s1_e4_c24"
+    back = Genotype.from_timm(c1.to_timm())
+    assert back.blocks[0].op == "fused" and back != c1 and network_key(back) == network_key(c1)
+    # timm rounds the SE width of er by its expansion like ir's: where that differs from TF's rule, refused
+    with pytest.raises(ValueError, match="timm builds another network .*block 2: squeeze-excite width differs"):
+        Genotype.from_timm("ds_r1_k3_s1_e1_c16,er_r1_k3_s1_e6_c24_se0.1")  # TF's int(1.6) = 1, timm's round = 2
+    with pytest.raises(ValueError, match="'fc24'.*force_in_chs"):
+        Genotype.from_timm("er_r1_k3_s1_e4_c24_fc24,ir_r1_k3_s1_e6_c24")
+    with pytest.raises(ValueError, match="block 1: op skip .*has no timm block type"):
+        Genotype.from_string("r1_k1_s22_e1_i32_o24_c5").to_timm()
 
 
 @pytest.mark.parametrize("text, must_mention", [
-    ("er_r1_k3_s2_e4_c24,ir_r1_k3_s1_e6_c24", ["'er_r1_k3_s2_e4_c24'", "k3, s1"]),
+    ("er_r1_k3_s2_e4_c24_fc24,ir_r1_k3_s1_e6_c24", ["'er_r1_k3_s2_e4_c24_fc24'", "'fc24'", "force_in_chs"]),
+    ("ir_r1_k3_s1_e6_c20", ["timm builds another network", "c20 would become c24"]),
     ("dsa_r1_k3_s1_c16", ["'dsa'", "cannot express", "ds, ir, cn, er"]),
     ("uir_r1_a3_k5_s2_e4_c24", ["'uir'", "cannot express", "ds, ir, cn, er"]),
     ("stem16,mqa_r1_k3_h4_s1_d64_c64", ["'mqa'", "cannot express"]),
@@ -172,19 +187,28 @@ def test_resolve_names_the_unsupported_timm_token(text, must_mention):
 def test_from_timm_accepts_the_nested_arch_def_and_kwargs():
     fb = named_genotype("fbnet-c")
     assert Genotype.from_timm(fb.to_timm_arch_def(), frame=fb.frame) == fb
-    assert fb.timm_kwargs() == {"stem_size": 16, "fix_stem": False, "num_features": 1984}
-    assert Genotype.from_timm(ZOO["spnasnet-100"].definition) == named_genotype("spnasnet-100")
+    assert fb.timm_kwargs() == {"stem_size": 16, "fix_stem": False, "num_features": 1984, "act_layer": "relu"}
+    assert named_genotype("b0").timm_kwargs()["act_layer"] == "silu"
+    assert named_genotype("efficientnet-lite0").timm_kwargs()["act_layer"] == "relu6"
+    assert fb.with_frame(activation="hswish").timm_kwargs()["act_layer"] == "hard_swish"
+    with pytest.raises(ValueError, match="SqueezeExcite uses its block's activation"):
+        fb.with_frame(se_activation="silu").timm_kwargs()
+    sp = ZOO["spnasnet-100"]  # the entry's definition, in the activation it is built with (issue 19)
+    assert Genotype.from_timm(sp.definition).with_frame(activation=sp.activation) == named_genotype("spnasnet-100")
 
 
 def test_frame_items_round_trip_and_dict_form():
     g = named_genotype("mnasnet-small").with_frame(head=1024, head_scaling="up")
-    assert g.to_string().startswith("stem8,r1_k3_s11_e1_i8_o8,") and g.to_string().endswith(",head1024_up")
+    assert g.to_string().startswith("stem8,r1_k3_s11_e1_i8_o8,") and g.to_string().endswith(",head1024_up,act_relu")
     assert Genotype.from_string(g.to_string()) == g
     assert Genotype.from_timm(g.to_timm()) == g
     assert Genotype.from_dict(g.to_dict()) == g
     assert "stem" not in named_genotype("b0").to_dict()  # default frame: the Ray config is unchanged
-    with pytest.raises(ValueError, match="TF's efficientnet_model has a 32-filter stem"):
+    with pytest.raises(ValueError, match="TF's efficientnet_builder builds swish .SiLU. networks; this genotype uses "
+                                         "relu"):
         g.to_tf()
+    with pytest.raises(ValueError, match="TF's efficientnet_model has a 32-filter stem"):
+        g.with_frame(activation="silu").to_tf()
     assert named_genotype("b0").to_tf() == named_genotype("b0").to_strings()
     with pytest.raises(ValueError, match="block 1: an expand-1 MBConv with a 1x1 expansion .effnas c3."):
         named_genotype("fbnet-c").with_frame(stem=32, head=1280, head_scaling="scaled").to_tf()
@@ -209,7 +233,10 @@ def test_space_genotypes_have_the_default_frame_and_the_fixed_stem():
     from search_spaces import get_space
 
     space = get_space("mnasnet")
-    space.validate(named_genotype("mnasnet-a1"))  # head fixed: a target property, not a decision
+    a1 = named_genotype("mnasnet-a1")
+    space.validate(a1.with_frame(activation="silu"))  # head fixed: a target property, not a decision
+    with pytest.raises(ValueError, match="activation relu is not in space 'mnasnet'; its activation is fixed at silu"):
+        space.validate(a1)  # ReLU: the genotype carries its activation (issue 19)
     with pytest.raises(ValueError, match="stem 16 is not in space 'mnasnet'"):
         space.validate(named_genotype("b0").with_frame(stem=16))
 

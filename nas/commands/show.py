@@ -87,14 +87,15 @@ def run(args: argparse.Namespace) -> int:
         print_json({"genotype": spec.genotype.to_string(), "timm": timm, "timm_error": timm_error,
                     "width": spec.width, "depth": spec.depth, "resolution": spec.resolution,
                     "num_classes": spec.num_classes, "params": params, "macs": macs,
-                    "frame": dataclasses.asdict(frame), "activation": entry.activation if entry else None,
+                    "frame": dataclasses.asdict(frame), "activation": frame.activation,
                     "stages": rows})
         return 0
     print(f"genotype: {spec.genotype.to_string()}")
     print(f"timm: {timm}" if timm else f"timm: not expressible ({timm_error})")
     print(f"width {spec.width:g}  depth {spec.depth:g}  resolution {spec.resolution}  classes {spec.num_classes}"
           f"  stem {frame.stem} ({frame.stem_scaling})  head {frame.head} ({frame.head_scaling})"
-          + (f"  activation {entry.activation} ({entry.source})" if entry else ""))
+          f"  activation {frame.activation}" + (f" (SE {frame.se_activation})" if frame.se_activation else "")
+          + (f"  ({entry.source})" if entry else ""))
     print_table(rows, ["stage", "operator", "resolution", "in", "out", "layers", "stride", "se", "skip"])
     print(f"params: {params:,} ({human(params)})   MACs: {macs:,} ({human(macs)})")
     return 0
