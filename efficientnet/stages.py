@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from search_spaces import Genotype
-from search_spaces.genes import ACTIVATIONS, DEFAULT_FRAME, HEAD_FILTERS, STEM_FILTERS, STEM_STRIDES  # one definition of the defaults
+# one definition of the defaults
+from search_spaces.genes import ACTIVATIONS, DEFAULT_FRAME, HEAD_FILTERS, STEM_FILTERS, STEM_STRIDES
 
 #: EfficientNet-B0's input resolution and ImageNet's classes: the defaults of every model and target.
 DEFAULT_RESOLUTION = 224

@@ -102,7 +102,8 @@ class OpWeights(nn.Module):
             steps.append(Step(self.convs[i], self.bns[i], c.cout, c.kernel, spec.act if c.act else None))
         return tuple(steps) + ((se,) if se is not None else ())
 
-    def forward(self, x: torch.Tensor, steps: tuple[Step, ...], residual: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, steps: tuple[Step, ...],  # type: ignore[override]
+                residual: bool) -> torch.Tensor:
         out = x
         for module, bn, cout, kernel, activation in steps:
             if bn is None:

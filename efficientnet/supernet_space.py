@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from search_spaces import BlockGene, Genotype, SearchSpace
+from search_spaces import DEFAULT_FRAME, BlockGene, Genotype, SearchSpace
 
 from .layer import LayerSpec
 from .ops import op
@@ -32,6 +32,8 @@ from .supernet_ops import weight_group
 
 #: The input size the sandwich's costs are taken at (any size orders layers of one position alike).
 _COST_SIZE = 32
+#: The activation layers are costed with (counts do not depend on it).
+_ANY_ACT = DEFAULT_FRAME.activation
 
 
 class BlockLayout(NamedTuple):
@@ -84,8 +86,8 @@ def layer_members(block: BlockLayout, i: int, act: str, se_act: str) -> list[Lay
 
 def _option_cost(option: dict, block: BlockLayout, width: float, depth: float) -> tuple[int, int]:
     cout = round_filters(option["filters"], width)
-    first = _layer(option, max(block.in_filters), cout, block.stride, "relu", "relu")
-    rest = _layer(option, cout, cout, 1, "relu", "relu")
+    first = _layer(option, max(block.in_filters), cout, block.stride, _ANY_ACT, _ANY_ACT)
+    rest = _layer(option, cout, cout, 1, _ANY_ACT, _ANY_ACT)
     n = round_repeats(option["layers"], depth)
     (p0, m0), (p1, m1) = op(first.kind).cost(first), op(rest.kind).cost(rest)
     return m0 + (n - 1) * m1, p0 + (n - 1) * p1
@@ -96,9 +98,9 @@ def sandwich(space: SearchSpace, width: float = 1.0, depth: float = 1.0, share_s
     """(largest, smallest) path of ``space`` for the sandwich rule (see the module docstring)."""
     largest, smallest = [], []
     for block in block_layouts(space, width, depth):
-        groups: dict[str, list[tuple[int, int, dict]]] = {}
+        groups: dict[str, list[tuple[int, tuple[int, int], dict]]] = {}
         for order, option in enumerate(block.options):
-            first = _layer(option, max(block.in_filters), max(block.out_filters), block.stride, "relu", "relu")
+            first = _layer(option, max(block.in_filters), max(block.out_filters), block.stride, _ANY_ACT, _ANY_ACT)
             groups.setdefault(weight_group(first, share_sepconv, separate), []).append(
                 (order, _option_cost(option, block, width, depth), option))
         main = max(groups.values(), key=lambda g: (len(g), max(cost for _, cost, _ in g)))

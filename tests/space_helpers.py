@@ -71,8 +71,8 @@ EVERY_OP = {
                    {"op": "nodw", "expand": 3}, {"op": "skip"}],
             "filters": [16, 24], "layers": [1, 2]}},
         {"stride": 2, "filters": 32, "layers": 2, "per": "layer", "decisions": {
-            "op": [{"op": "skip"}, {"op": "mbconv", "expand": 3, "kernel": 3}, {"op": "mbconv", "expand": 6, "kernel": 5},
-                   {"op": "fused", "expand": 2, "kernel": 3}]}},
+            "op": [{"op": "skip"}, {"op": "mbconv", "expand": 3, "kernel": 3},
+                   {"op": "mbconv", "expand": 6, "kernel": 5}, {"op": "fused", "expand": 2, "kernel": 3}]}},
         {"stride": 1, "op": "mbconv", "decisions": {
             "expand": [3, 6], "kernel": [3, 5, 7], "se": [0.0, 0.25], "skip": [True, False], "filters": [24, 32],
             "layers": [1, 2, 3]}},

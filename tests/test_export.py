@@ -81,7 +81,7 @@ def test_the_genotypes_activation_is_exported(tmp_path, text, present, silus):
     graph = onnx.load(str(path)).graph
     assert present <= {node.op_type for node in graph.node} and _silus(graph) == silus
     result = compare_onnx(path, model, _inputs(2, spec.resolution))
-    assert result.max_abs_output > 0.1 and result.max_abs_diff <= TOLERANCE, result
+    assert result.max_abs_output > 0.1 and result.scaled_diff <= TOLERANCE, result  # logits up to ~5
 
 
 def test_calibration_batch():
