@@ -2,7 +2,7 @@
 
 from .counting import count, count_arch, layer_cost, measure_macs
 from .layout import LayerSpec, walk
-from .model import EfficientNet, ModelSpec, build_model, create_model, model_spec
+from .model import EfficientNet, ModelSpec, build_model, create_model, model_spec, network_key, scaled_genotype
 from .scaling import COEFFICIENTS, Coefficients, coefficients, round_filters, round_repeats, scale_arch
 from .stages import DEFAULT_RESOLUTION, NUM_CLASSES, ArchConfig, StageConfig, stages_from_genotype
 
@@ -15,5 +15,6 @@ def count_spec(spec: ModelSpec) -> tuple[int, int]:
 __all__ = [
     "DEFAULT_RESOLUTION", "NUM_CLASSES", "ArchConfig", "COEFFICIENTS", "Coefficients", "EfficientNet", "LayerSpec", "ModelSpec", "StageConfig",
     "build_model", "coefficients", "count", "count_arch", "count_spec", "create_model", "layer_cost", "measure_macs",
-    "model_spec", "round_filters", "round_repeats", "scale_arch", "stages_from_genotype", "walk",
+    "model_spec", "network_key", "round_filters", "round_repeats", "scale_arch", "scaled_genotype",
+    "stages_from_genotype", "walk",
 ]

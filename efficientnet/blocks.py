@@ -1,20 +1,19 @@
-"""Step 3 building blocks: MBConv, separable conv, regular conv, TF's c1 block, stem/head.
+"""Step 3 building blocks: one block layer of any op (``Block``), stem/head convs, squeeze-excite.
 
 Structure as in the reference EfficientNet (tensorflow/tpu efficientnet_model
-``MBConvBlock``; torchvision ``MBConv``): optional 1x1 expansion, kxk
-depthwise conv, squeeze-excite on the expanded features (squeeze width
-``max(1, int(in * ratio))``), 1x1 linear projection; BatchNorm after every
-conv, SiLU after all but the projection.  The residual exists only with
-stride 1 and equal in/out channels (and the skip op on), with stochastic depth
-("drop connect") on the residual branch.  MBConv with expand 1 is the
-separable conv; the ``conv`` op is MnasNet's regular kxk convolution; ``irpw``
-is timm's expand-1 InvertedResidual (1x1 conv in -> in, depthwise, SE,
-projection); ``nodw`` is TF's MBConvBlockWithoutDepthwise (a 3x3 expansion
-conv only for expand != 1, then the 1x1 projection carries the stride; no SE).
+``MBConvBlock``; torchvision ``MBConv``; timm ``InvertedResidual``/``EdgeResidual``/
+``DepthwiseSeparableConv``): a block layer is its op's convolutions
+(``efficientnet.ops``: at most one each in the slots ``expand``, ``conv``, ``project``),
+each followed by BatchNorm and, except the linear projection, by the activation;
+squeeze-excite (squeeze width ``max(1, int(in * ratio))``) gates the output of the last
+conv before the projection.  The residual exists only with stride 1 and equal in/out
+channels (and the skip flag on, and an op that can carry one), with stochastic depth
+("drop connect") on the residual branch.
 
-``activation`` (``silu`` default, ``relu``, ``relu6``) is used after every
-conv but the projections and inside squeeze-excite, as the references do
-with their one ``relu_fn`` / ``act_layer``.
+Activations (the frame's, carried by every :class:`LayerSpec`): ``silu`` (EfficientNet's
+swish), ``relu`` (MnasNet), ``relu6`` (MobileNetV2, Lite), ``hswish`` (MobileNetV3's
+hard-swish, ``nn.Hardswish``), after every conv but the projections; inside squeeze-excite
+the frame's SE activation, and a sigmoid gate.
 
 ``same_padding=True`` pads like TensorFlow's "SAME" (asymmetric, more at the
 bottom/right for stride 2), which the TF-ported weights of lukemelas'
@@ -30,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import LayerSpec
+from search_spaces.genes import ACTIVATIONS as ACTIVATION_NAMES
+
+from .layer import LayerSpec
+from .ops import SLOTS, ConvSpec, layer_convs, se_channels
 
 
 class Conv2dSame(nn.Conv2d):
@@ -47,24 +49,27 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(x)
 
 
+#: Activation modules by name (the names of ``search_spaces.genes.ACTIVATIONS``).
 ACTIVATIONS = {"silu": lambda: nn.SiLU(inplace=True), "relu": lambda: nn.ReLU(inplace=True),
-               "relu6": lambda: nn.ReLU6(inplace=True)}
+               "relu6": lambda: nn.ReLU6(inplace=True), "hswish": lambda: nn.Hardswish(inplace=True)}
+if set(ACTIVATIONS) != set(ACTIVATION_NAMES):  # pragma: no cover - a developer's mistake, caught on import
+    raise ImportError(f"efficientnet.blocks.ACTIVATIONS {sorted(ACTIVATIONS)} must list {sorted(ACTIVATION_NAMES)}")
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module ``name``; an unknown name lists the known ones."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
 
 
 class Norms:
     """BatchNorm factory carrying eps/momentum, and the conv factory for the padding mode."""
 
-    def __init__(self, eps: float = 1e-3, momentum: float = 0.01, same_padding: bool = False,
-                 activation: str = "silu") -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    def __init__(self, eps: float = 1e-3, momentum: float = 0.01, same_padding: bool = False) -> None:
         self.eps = eps
         self.momentum = momentum
         self.same_padding = same_padding
-        self.activation = activation
-
-    def act(self) -> nn.Module:
-        return ACTIVATIONS[self.activation]()
 
     def bn(self, channels: int) -> nn.BatchNorm2d:
         return nn.BatchNorm2d(channels, eps=self.eps, momentum=self.momentum)
@@ -76,17 +81,27 @@ class Norms:
 
 
 class ConvBNAct(nn.Sequential):
+    """Conv, BatchNorm and the activation ``act`` (a name; None or "": linear)."""
+
     def __init__(self, norms: Norms, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
-                 act: bool = True) -> None:
+                 act: str | None = None) -> None:
         super().__init__(norms.conv(cin, cout, k, stride, groups), norms.bn(cout),
-                         norms.act() if act else nn.Identity())
+                         activation(act) if act else nn.Identity())
+
+    @classmethod
+    def of(cls, conv: ConvSpec, norms: Norms, act: str) -> "ConvBNAct":
+        """The module of one conv of a layer (``act`` applied where the conv is activated)."""
+        return cls(norms, conv.cin, conv.cout, conv.kernel, conv.stride, conv.cin if conv.depthwise else 1,
+                   act if conv.act else None)
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, squeeze: int, act: nn.Module | None = None) -> None:
+    """Squeeze-excite (Hu et al. 2018): global pool, 1x1 reduce + ``act``, 1x1 expand, sigmoid gate."""
+
+    def __init__(self, channels: int, squeeze: int, act: nn.Module) -> None:
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeeze, 1)
-        self.act = act if act is not None else nn.SiLU(inplace=True)
+        self.act = act
         self.expand = nn.Conv2d(squeeze, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,33 +120,30 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """One layer of a stage: MBConv (any expansion) or MnasNet's regular conv."""
+    """One block layer of any op: the op's convs in the slots ``expand``, ``conv``, ``project`` (None where
+    the op has none), squeeze-excite before the projection, the residual with stochastic depth."""
 
     def __init__(self, spec: LayerSpec, norms: Norms, drop_rate: float = 0.0) -> None:
         super().__init__()
-        mid = spec.mid_filters
+        if spec.is_identity:
+            raise ValueError(f"an identity layer ({spec.kind} {spec.in_filters}->{spec.out_filters}, stride 1) has "
+                             "no module; the builder leaves it out")
+        convs = layer_convs(spec)
         self.residual = spec.residual
         self.drop_rate = drop_rate
-        project_stride = 1
-        if spec.kind in ("mbconv", "irpw"):
-            has_expand = spec.expand != 1 or spec.kind == "irpw"
-            self.expand = ConvBNAct(norms, spec.in_filters, mid, 1) if has_expand else None
-            self.conv = ConvBNAct(norms, mid, mid, spec.kernel, spec.stride, groups=mid)
-        elif spec.kind == "conv":
-            self.expand = None
-            self.conv = ConvBNAct(norms, spec.in_filters, mid, spec.kernel, spec.stride)
-        elif spec.kind == "nodw":
-            self.expand = ConvBNAct(norms, spec.in_filters, mid, 3) if spec.expand != 1 else None
-            self.conv = None
-            project_stride = spec.stride
-        else:
-            raise ValueError(f"unknown block kind {spec.kind!r}")
-        self.se = SqueezeExcite(mid, spec.se_filters, norms.act()) if spec.se > 0 else None
-        self.project = (ConvBNAct(norms, mid, spec.out_filters, 1, project_stride, act=False)
-                        if spec.kind != "conv" else None)
+        by_slot = {conv.slot: conv for conv in convs}
+        # registered in forward order (expand, conv, se, project): weight interop maps state dicts by position
+        for slot in SLOTS:
+            if slot == "project":
+                self.se = (SqueezeExcite(se_channels(convs), spec.se_filters, activation(spec.se_act or spec.act))
+                           if spec.se > 0 else None)
+            conv = by_slot.get(slot)
+            setattr(self, slot, ConvBNAct.of(conv, norms, spec.act) if conv is not None else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x if self.expand is None else self.expand(x)
+        out = x
+        if self.expand is not None:
+            out = self.expand(out)
         if self.conv is not None:
             out = self.conv(out)
         if self.se is not None:
@@ -141,3 +153,10 @@ class Block(nn.Module):
         if self.residual:
             out = drop_path(out, self.drop_rate, self.training) + x
         return out
+
+
+def layer_module(spec: LayerSpec, norms: Norms, drop_rate: float = 0.0) -> nn.Module:
+    """The module of any layer of the walk: stem or head (one activated conv), a block layer, or an identity."""
+    if spec.kind in ("stem", "head"):
+        return ConvBNAct.of(layer_convs(spec)[0], norms, spec.act)
+    return nn.Identity() if spec.is_identity else Block(spec, norms, drop_rate)

@@ -154,7 +154,7 @@ def compound_family(coefficients: CompoundCoefficients = PAPER_COEFFICIENTS, max
 
 
 def member_spec(genotype: Genotype, member: FamilyMember | Coefficients, num_classes: int = NUM_CLASSES,
-                stem_stride: int = 2) -> ModelSpec:
+                stem_stride: int | None = None) -> ModelSpec:
     """The :class:`ModelSpec` of ``genotype`` scaled by a family member's coefficients."""
     c = member.coefficients if isinstance(member, FamilyMember) else member
     return ModelSpec(genotype, width=c.width, depth=c.depth, resolution=c.resolution, dropout=c.dropout,
@@ -162,7 +162,7 @@ def member_spec(genotype: Genotype, member: FamilyMember | Coefficients, num_cla
 
 
 def family_table(genotype: Genotype, members: Sequence[FamilyMember], num_classes: int = NUM_CLASSES,
-                 stem_stride: int = 2) -> list[dict[str, Any]]:
+                 stem_stride: int | None = None) -> list[dict[str, Any]]:
     """One row per member: name, phi, width, depth, resolution, dropout, params, macs (analytical)."""
     rows = []
     for m in members:
@@ -226,7 +226,7 @@ def scale_grid(alphas: Iterable[float], betas: Iterable[float], gammas: Iterable
 
 
 def grid_candidate(genotype: Genotype, coefficients: CompoundCoefficients, base_resolution: int = DEFAULT_RESOLUTION,
-                   num_classes: int = NUM_CLASSES, stem_stride: int = 2,
+                   num_classes: int = NUM_CLASSES, stem_stride: int | None = None,
                    resolution_divisor: int = RESOLUTION_DIVISOR) -> ModelSpec:
     """The phi = 1 model of step 1: ``genotype`` at depth alpha, width beta, resolution gamma * base."""
     return member_spec(genotype, coefficients.at(1, base_resolution, resolution_divisor), num_classes, stem_stride)

@@ -13,48 +13,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .layout import LayerSpec, _stage_layers, head_layer, stem_layer
+from search_spaces.genes import DEFAULT_FRAME
+
+from .layer import LayerSpec
+from .layout import _stage_layers, head_layer, stem_layer
+from .ops import conv_cost, layer_convs, op
 from .stages import NUM_CLASSES
-
-
-def _conv(cin: int, cout: int, k: int, groups: int, out_size: int, bias: bool = False) -> tuple[int, int]:
-    weights = cout * (cin // groups) * k * k
-    return weights + (cout if bias else 0), weights * out_size * out_size
 
 
 @lru_cache(maxsize=65536)
 def layer_cost(spec: LayerSpec) -> tuple[int, int]:
-    """(params, MACs) of one layer, BatchNorm included in params."""
-    out = spec.out_size
-    params = macs = 0
-
-    def add(p_m: tuple[int, int], bn: int = 0) -> None:
-        nonlocal params, macs
-        params += p_m[0] + 2 * bn
-        macs += p_m[1]
-
+    """(params, MACs) of one layer, BatchNorm included in params: its op's count (``ops.TorchOp.cost``)."""
     if spec.kind in ("stem", "head"):
-        add(_conv(spec.in_filters, spec.out_filters, spec.kernel, 1, out), spec.out_filters)
-        return params, macs
-    mid = spec.mid_filters
-    if spec.kind in ("mbconv", "irpw"):
-        if spec.expand != 1 or spec.kind == "irpw":
-            add(_conv(spec.in_filters, mid, 1, 1, spec.in_size), mid)
-        add(_conv(mid, mid, spec.kernel, mid, out), mid)
-    elif spec.kind == "conv":
-        add(_conv(spec.in_filters, mid, spec.kernel, 1, out), mid)
-    elif spec.kind == "nodw":  # TF MBConvBlockWithoutDepthwise: 3x3 expansion (stride 1), strided 1x1 projection
-        if spec.expand != 1:
-            add(_conv(spec.in_filters, mid, 3, 1, spec.in_size), mid)
-    else:
-        raise ValueError(f"unknown layer kind {spec.kind!r}")
-    if spec.se > 0:
-        sq = spec.se_filters
-        add(_conv(mid, sq, 1, 1, 1, bias=True))
-        add(_conv(sq, mid, 1, 1, 1, bias=True))
-    if spec.kind != "conv":
-        add(_conv(mid, spec.out_filters, 1, 1, out), spec.out_filters)
-    return params, macs
+        return conv_cost(layer_convs(spec)[0])
+    return op(spec.kind).cost(spec)
 
 
 def classifier_cost(in_features: int, num_classes: int) -> tuple[int, int]:
@@ -113,7 +85,7 @@ def measure_macs(module, resolution: int, in_channels: int = 3) -> int:
 def _stage_cost(stage, size: int) -> tuple[int, int, int]:
     """(params, MACs, output size) of one stage, from the same walk as the builder."""
     params = macs = 0
-    layers = _stage_layers(stage, size, 0)
+    layers = _stage_layers(stage, size, 0, DEFAULT_FRAME.activation, DEFAULT_FRAME.activation)  # cost: any act
     for spec in layers:
         p, m = layer_cost(spec)
         params += p

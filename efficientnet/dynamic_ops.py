@@ -97,6 +97,16 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
                             self.training, self.momentum if self.momentum is not None else 0.0, self.eps)
 
 
+#: The frame's activations as functions (``efficientnet.blocks.ACTIVATIONS`` as modules; a test checks they agree).
+ACT_FUNCTIONS = {"silu": F.silu, "relu": F.relu, "relu6": F.relu6, "hswish": F.hardswish}
+
+
+def act(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Activation ``name`` of a BN output; in place when no gradient is recorded (scoring, recalibration): one
+    activation-sized allocation less per layer, the same numbers (the standalone model's is in place)."""
+    return ACT_FUNCTIONS[name](x, inplace=not torch.is_grad_enabled())
+
+
 class DynamicSqueezeExcite(nn.Module):
     """Squeeze-excite over the largest widths; a path uses ``squeeze`` of ``max_squeeze`` channels."""
 
@@ -105,9 +115,9 @@ class DynamicSqueezeExcite(nn.Module):
         self.reduce = DynamicConv2d(max_channels, max_squeeze, 1, bias=True)
         self.expand = DynamicConv2d(max_squeeze, max_channels, 1, bias=True)
 
-    def forward(self, x: torch.Tensor, squeeze: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, squeeze: int, activation: str) -> torch.Tensor:  # type: ignore[override]
         s = x.mean((2, 3), keepdim=True)
-        s = F.silu(self.reduce(s, squeeze))
+        s = ACT_FUNCTIONS[activation](self.reduce(s, squeeze))
         s = self.expand(s, x.shape[1])
         return x * torch.sigmoid(s)
 

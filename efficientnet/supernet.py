@@ -1,32 +1,43 @@
-"""A weight-sharing supernet of a search space: every genotype is a path; a path extracts to a model.
+"""A weight-sharing supernet of any declared space: every genotype is a path; a path extracts to a model.
 
-``Supernet(space, width, depth, resolution, stem_stride, num_classes)`` holds, for every
-layer position any genotype of ``space`` can have at that size, the largest weights of
-that position.  ``forward(x, genotype)`` runs the path of ``genotype``: the genotype is
-decoded, scaled and walked by the same three steps as the standalone model
-(``stages_from_genotype`` -> ``scale_arch`` -> ``walk``), and each :class:`LayerSpec` of the
-walk runs on the shared weights of its position.  So the path of a genotype, its built
-model and its analytical counts come from one walk and cannot drift apart.
+``Supernet(space, width, depth, resolution, stem_stride, num_classes, ...)`` holds, for every
+layer position any genotype of ``space`` can have at that size, the weights of every op the
+space offers there (``supernet_ops``), sized from the space's positions (``SearchSpace.positions``
+read by ``supernet_space``).  ``forward(x, genotype)`` runs the path of ``genotype``: the genotype
+is decoded, scaled and walked by the same three steps as the standalone model
+(``stages_from_genotype`` -> ``scale_arch`` -> ``walk``), and each :class:`LayerSpec` of the walk
+runs the convs of its op (``ops.TorchOp.convs``) on views of its position's weights.  So the
+path of a genotype, its built model and its analytical counts come from one walk and one op
+definition and cannot drift apart.
 
-Sharing choices, each after the paper it follows:
+Sharing, each choice after the paper it follows:
 
 * layers -- a block with ``n`` layers uses the FIRST ``n`` layer positions of the block's
   maximum (elastic depth, Once-for-All, Cai et al. 2020, arXiv:1908.09791, section 3.2);
 * filters and expansion -- the leading channels of the largest tensors (OFA's elastic width;
-  also Slimmable networks, Yu et al. 2019);
-* kernel -- a 3x3 kernel is the centre of the 5x5 (OFA's elastic kernel), optionally through
+  Slimmable networks, Yu et al. 2019);
+* kernel -- a kxk kernel is the centre of the largest (OFA's elastic kernel), optionally through
   OFA's learned kernel transformation matrices (``kernel_transform``);
-* squeeze-excite and skip -- switched per layer: SE weights exist once per layer position
-  (a path with ``se=0`` skips them), the skip is the identity residual, on or off;
-* MnasNet's regular kxk conv -- weights of its own, beside the MBConv weights: a choice
-  block of Single-Path One-Shot (Guo et al. 2020, arXiv:1904.00420, section 3.2), since a
-  full convolution has no channel-slice relation to a depthwise one.  Sepconv (MBConv with
-  expansion 1) shares the MBConv depthwise and projection weights.
+* squeeze-excite -- one set per weight group and position, sliced to the path's squeeze width
+  (a path with ``se=0`` skips it); the skip flag is the identity residual, on or off;
+* ops -- each op **family** has weights of its own at a position, a choice block of Single-Path
+  One-Shot (Guo et al. 2020, arXiv:1904.00420, section 3.2), with the slices above inside it:
+  ``mbconv`` (expansion > 1: all expansions and kernels share one set), ``sepconv`` (mbconv at
+  expansion 1: its own, or ``mbconv``'s leading channels with ``share_sepconv``), ``conv``
+  (MnasNet's regular conv: a full conv has no channel-slice relation to a depthwise one),
+  ``nodw``, ``irpw``, ``fused`` (each its own, sliced by expansion / kernel / width), and
+  ``skip``: an identity runs nothing; where stride or channels change it runs its own strided
+  1x1 conv + BN (NAS-Bench-Macro's identity);
+* ``separate`` (e.g. ``("expand", "kernel")``) splits the families further: every (op,
+  expansion, kernel) option then has weights of its own -- SPOS's separate choice blocks, the
+  alternative to OFA's shared slices (issue 21's ranking study compares the two).
 
-Choosing a path allocates no parameters (all slices are views; see ``dynamic_ops``).
-``extract(genotype)`` builds the standalone :class:`EfficientNet` of the path
-(``build_model`` of :meth:`spec`) and copies the path's weights into it: its outputs equal
-the supernet's for that path and its params/MACs are ``count_spec(spec)``.
+The sandwich paths (:meth:`Supernet.largest`, :meth:`Supernet.smallest`) are the extremes of the
+main weight group of every block (``supernet_space.sandwich``).  Choosing a path allocates no
+parameters (all slices are views; see ``dynamic_ops``).  ``extract(genotype)`` builds the
+standalone :class:`EfficientNet` of the path (``build_model`` of :meth:`spec`) and copies the
+path's weights into it: its outputs equal the supernet's for that path, bit for bit, and its
+params/MACs are ``count_spec(spec)``.
 """
 
 from __future__ import annotations
@@ -35,189 +46,76 @@ from collections import OrderedDict
 from typing import NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from search_spaces import BlockGene, Genotype, SearchSpace
+from search_spaces import Genotype, SearchSpace
 
-from .blocks import Block, ConvBNAct, Norms
-from .dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, DynamicSqueezeExcite, copy_bn, copy_conv
-from .layout import LayerSpec, walk
+from .blocks import Norms, layer_module
+from .dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, act, copy_bn, copy_conv
+from .layout import walk
 from .model import EfficientNet, ModelSpec, build_model
-from .scaling import round_filters, round_repeats
+from .supernet_ops import SEPARABLE, OpWeights, Step, SuperLayer
+from .supernet_space import block_layouts, frame_arch, layer_members, sandwich
 
-SUPPORTED_OPS = ("mbconv", "conv")
 _PLAN_CACHE = 4096
-
-
-def _silu(x: torch.Tensor) -> torch.Tensor:
-    """SiLU of a BN output; in place when no gradient is recorded (scoring, recalibration): one
-    activation-sized allocation less per layer, the same numbers (the standalone model's is in place)."""
-    return F.silu(x, inplace=not torch.is_grad_enabled())
-
-
-class _MBConvWeights(nn.Module):
-    """The largest MBConv of a position: [1x1 expand], kxk depthwise, SE, 1x1 projection, each with BN."""
-
-    def __init__(self, max_in: int, mid: int, max_out: int, stride: int, kernels: tuple[int, ...], squeeze: int,
-                 norms: Norms, kernel_transform: bool, expand: bool) -> None:
-        super().__init__()
-
-        def bn(c: int) -> DynamicBatchNorm2d:
-            return DynamicBatchNorm2d(c, eps=norms.eps, momentum=norms.momentum)
-
-        self.expand_conv, self.expand_bn = (DynamicConv2d(max_in, mid, 1), bn(mid)) if expand else (None, None)
-        self.dw = DynamicConv2d(mid, mid, max(kernels), stride, depthwise=True, kernels=kernels,
-                                kernel_transform=kernel_transform)
-        self.dw_bn = bn(mid)
-        self.se = DynamicSqueezeExcite(mid, squeeze) if squeeze else None
-        self.project, self.project_bn = DynamicConv2d(mid, max_out, 1), bn(max_out)
-
-    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
-        out = x
-        if spec.expand != 1:
-            out = _silu(self.expand_bn(self.expand_conv(x, spec.mid_filters)))
-        out = _silu(self.dw_bn(self.dw(out, kernel=spec.kernel)))
-        if spec.se > 0:
-            out = self.se(out, spec.se_filters)
-        return self.project_bn(self.project(out, spec.out_filters))
-
-    def export_into(self, block: Block, spec: LayerSpec) -> None:
-        cin, mid, cout = spec.in_filters, spec.mid_filters, spec.out_filters
-        if spec.expand != 1:
-            copy_conv(block.expand[0], self.expand_conv, cin, mid, 1)
-            copy_bn(block.expand[1], self.expand_bn)
-        copy_conv(block.conv[0], self.dw, mid, mid, spec.kernel)
-        copy_bn(block.conv[1], self.dw_bn)
-        copy_conv(block.project[0], self.project, mid, cout, 1)
-        copy_bn(block.project[1], self.project_bn)
-        if spec.se > 0:
-            copy_conv(block.se.reduce, self.se.reduce, mid, spec.se_filters, 1)
-            copy_conv(block.se.expand, self.se.expand, spec.se_filters, mid, 1)
-
-
-class _ConvWeights(nn.Module):
-    """MnasNet's regular kxk conv of a position (+ SE on its output), with BN."""
-
-    def __init__(self, max_in: int, max_out: int, stride: int, kernels: tuple[int, ...], squeeze: int,
-                 norms: Norms, kernel_transform: bool) -> None:
-        super().__init__()
-        self.conv = DynamicConv2d(max_in, max_out, max(kernels), stride, kernels=kernels,
-                                  kernel_transform=kernel_transform)
-        self.bn = DynamicBatchNorm2d(max_out, eps=norms.eps, momentum=norms.momentum)
-        self.se = DynamicSqueezeExcite(max_out, squeeze) if squeeze else None
-
-    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
-        out = _silu(self.bn(self.conv(x, spec.out_filters, spec.kernel)))
-        return self.se(out, spec.se_filters) if spec.se > 0 else out
-
-    def export_into(self, block: Block, spec: LayerSpec) -> None:
-        copy_conv(block.conv[0], self.conv, spec.in_filters, spec.out_filters, spec.kernel)
-        copy_bn(block.conv[1], self.bn)
-        if spec.se > 0:
-            copy_conv(block.se.reduce, self.se.reduce, spec.out_filters, spec.se_filters, 1)
-            copy_conv(block.se.expand, self.se.expand, spec.se_filters, spec.out_filters, 1)
-
-
-class SuperLayer(nn.Module):
-    """One layer position: its choice blocks, each holding the largest weights of its kind.
-
-    * ``mbconv``: MBConv with expansion > 1 (leading-channel slices: elastic width and expansion);
-    * ``sepconv``: MBConv with expansion 1 (no expansion conv; its depthwise runs on the block's
-      input, not on expanded features): weights of its own unless ``share_sepconv``, when it
-      takes the leading channels of ``mbconv``'s depthwise and projection;
-    * ``conv``: the regular conv, weights of its own.
-
-    ``forward(x, spec)`` runs the :class:`LayerSpec` of a path on the weights of its kind.
-    """
-
-    def __init__(self, max_in: int, max_out: int, stride: int, expands: tuple[int, ...], has_conv: bool,
-                 kernels: tuple[int, ...], se_ratios: tuple[float, ...], norms: Norms,
-                 kernel_transform: bool = False, share_sepconv: bool = False) -> None:
-        super().__init__()
-        self.stride = stride
-        max_se = max(se_ratios)
-        squeeze = max(1, int(max_in * max_se)) if max_se > 0 else 0  # LayerSpec.se_filters of the largest
-        wide = [e for e in expands if e > 1]
-        self.mbconv = _MBConvWeights(max_in, max_in * max(expands), max_out, stride, kernels, squeeze, norms,
-                                     kernel_transform, expand=True) if wide else None
-        self.sepconv = None
-        if 1 in expands and not (share_sepconv and wide):
-            self.sepconv = _MBConvWeights(max_in, max_in, max_out, stride, kernels, squeeze, norms, kernel_transform,
-                                          expand=False)
-        self.conv = _ConvWeights(max_in, max_out, stride, kernels, squeeze, norms, kernel_transform) \
-            if has_conv else None
-
-    def weights_for(self, spec: LayerSpec) -> nn.Module:
-        if spec.kind == "conv":
-            return self.conv
-        return self.sepconv if spec.expand == 1 and self.sepconv is not None else self.mbconv
-
-    def forward(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:  # type: ignore[override]
-        out = self.weights_for(spec)(x, spec)
-        return out + x if spec.residual else out
-
-    def export_into(self, block: Block, spec: LayerSpec) -> None:
-        """Copy the path's weights of this position into the standalone ``block`` built from ``spec``."""
-        self.weights_for(spec).export_into(block, spec)
 
 
 class _Plan(NamedTuple):
     spec: ModelSpec
-    layers: tuple[tuple[SuperLayer, LayerSpec], ...]
+    layers: tuple[tuple[OpWeights, tuple[Step, ...], bool], ...]  # weights, steps, residual (identities left out)
+    exports: tuple[tuple[OpWeights, object], ...]  # weights, LayerSpec: for extract
     last: int  # channels entering the head
 
 
 class Supernet(nn.Module):
     """All genotypes of ``space`` at one size (width, depth, resolution, stem stride), sharing weights.
 
-    The path is an argument: ``forward(x, genotype)``; nothing about it is stored between calls
-    except a cache of decoded plans.  ``bn_momentum`` is PyTorch's convention (0.1 = fast).
+    ``stem_stride`` None: the space's frame's.  Sharing options (module docstring): ``share_sepconv``,
+    ``separate`` (a subset of ``supernet_ops.SEPARABLE``), ``kernel_transform``.  The path is an
+    argument: ``forward(x, genotype)``; nothing about it is stored between calls except a cache of
+    planned paths.  ``bn_momentum`` is PyTorch's convention (0.1 = fast).
     """
 
     def __init__(self, space: SearchSpace, width: float = 1.0, depth: float = 1.0, resolution: int = 224,
-                 stem_stride: int = 2, num_classes: int = 1000, dropout: float = 0.0, bn_eps: float = 1e-3,
-                 bn_momentum: float = 0.1, kernel_transform: bool = False, share_sepconv: bool = False) -> None:
+                 stem_stride: int | None = None, num_classes: int = 1000, dropout: float = 0.0,
+                 bn_eps: float = 1e-3, bn_momentum: float = 0.1, kernel_transform: bool = False,
+                 share_sepconv: bool = False, separate: Sequence[str] = ()) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        separate = tuple(separate)
+        unknown = [name for name in separate if name not in SEPARABLE]
+        if unknown or len(set(separate)) != len(separate):
+            raise ValueError(f"separate must list distinct fields of {', '.join(SEPARABLE)}, got {list(separate)}; "
+                             "e.g. [expand, kernel] for weights of their own per option")
         self.space = space
         self.options = dict(width=width, depth=depth, resolution=resolution, stem_stride=stem_stride,
                             num_classes=num_classes, dropout=dropout, bn_eps=bn_eps, bn_momentum=bn_momentum,
-                            kernel_transform=kernel_transform, share_sepconv=share_sepconv)
-        norms = Norms(bn_eps, bn_momentum)
-        self._norms = norms
-        for position in space.positions:
-            unknown = sorted(set(position.values("op")) - set(SUPPORTED_OPS))
-            if unknown:
-                raise ValueError(f"space {space.name!r} block {position.index + 1}: op(s) {', '.join(unknown)} have "
-                                 f"no supernet layer; supported: {', '.join(SUPPORTED_OPS)}")
-        self.frame = largest_genotype(space).frame  # one stem and head, shared by every path
-        probe = self.spec(largest_genotype(space)).arch()  # stem and head do not depend on the genotype
-        self.stem = ConvBNAct(norms, 3, probe.stem, 3, probe.stem_stride)
+                            kernel_transform=kernel_transform, share_sepconv=share_sepconv, separate=separate)
+        self.frame = space.frame  # one stem and head, shared by every path
+        arch = frame_arch(space, width, depth)
+        if stem_stride is not None:
+            arch = arch.with_stem_stride(stem_stride)
+        stem = walk(arch, resolution)[0]
+        self.stem = layer_module(stem, Norms(bn_eps, bn_momentum))
         self.layers = nn.ModuleList()
-        max_in = probe.stem
-        for position in space.positions:  # H19a's minimal adapter to SearchSpace.positions (H19b replaces it)
-            expands = tuple(sorted(set(position.values("expand", op="mbconv"))))
-            max_out = max(round_filters(f, width) for f in position.values("filters"))
-            depth_max = max(round_repeats(n, depth) for n in position.values("layers"))
-            block = nn.ModuleList()
-            for i in range(depth_max):
-                block.append(SuperLayer(max_in if i == 0 else max_out, max_out, position.stride if i == 0 else 1,
-                                        expands, "conv" in position.values("op"),
-                                        tuple(sorted(position.values("kernel"))), tuple(position.values("se")),
-                                        norms, kernel_transform, share_sepconv))
-            self.layers.append(block)
-            max_in = max_out
-        self.head = DynamicConv2d(max_in, probe.head, 1)
-        self.head_bn = DynamicBatchNorm2d(probe.head, eps=bn_eps, momentum=bn_momentum)
+        last = arch.stem
+        for block in block_layouts(space, width, depth):
+            self.layers.append(nn.ModuleList(
+                SuperLayer(layer_members(block, i, arch.activation, arch.se_act), bn_eps, bn_momentum,
+                           kernel_transform, share_sepconv, separate) for i in range(block.depth)))
+            last = max(block.out_filters)
+        self._act = arch.activation
+        self.head = DynamicConv2d(last, arch.head, 1)
+        self.head_bn = DynamicBatchNorm2d(arch.head, eps=bn_eps, momentum=bn_momentum)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(probe.head, num_classes)
+        self.classifier = nn.Linear(arch.head, num_classes)
         # The standalone model's initialisation (it only walks self.modules()); transforms stay identity.
         EfficientNet._init_weights(self)  # type: ignore[arg-type]
+        self._sandwich = sandwich(space, width, depth, share_sepconv, separate)
         self._plans: OrderedDict[Genotype, _Plan] = OrderedDict()
 
     # -- paths ------------------------------------------------------------------------------------
@@ -238,13 +136,13 @@ class Supernet(nn.Module):
                              f"head_scaling={f.head_scaling!r}) instead")
 
     def largest(self) -> Genotype:
-        """The sandwich's largest path (:func:`largest_genotype`)."""
-        return largest_genotype(self.space)
+        """The sandwich's largest path: the costliest option of every block's main weight group."""
+        return self._sandwich[0]
 
     def smallest(self) -> Genotype:
-        """The sandwich's smallest path of the SHARED weights: with sepconv weights of their own, the
-        smallest MBConv expansion above 1 (the extremes bound what the leading slices share)."""
-        return smallest_genotype(self.space, wide_only=not self.options["share_sepconv"])
+        """The sandwich's smallest path: the cheapest option of every block's main weight group (with sepconv
+        weights of their own, MnasNet's smallest MBConv expansion above 1)."""
+        return self._sandwich[1]
 
     def _plan(self, genotype: Genotype) -> _Plan:
         plan = self._plans.get(genotype)
@@ -255,12 +153,17 @@ class Supernet(nn.Module):
         spec = self.spec(genotype)
         arch = spec.arch()
         specs = walk(arch, spec.resolution)[1:-1]
-        pairs, pos = [], 0
+        layers, exports, pos = [], [], 0
         for stage, block in zip(arch.stages, self.layers):
             for i in range(stage.layers):
-                pairs.append((block[i], specs[pos]))
+                layer = specs[pos]
                 pos += 1
-        plan = _Plan(spec, tuple(pairs), arch.stages[-1].out_filters)
+                if layer.is_identity:  # no module, nothing to run
+                    continue
+                weights = block[i].weights_for(layer)
+                layers.append((weights, weights.program(layer), layer.residual))
+                exports.append((weights, layer))
+        plan = _Plan(spec, tuple(layers), tuple(exports), arch.stages[-1].out_filters)
         self._plans[genotype] = plan
         if len(self._plans) > _PLAN_CACHE:
             self._plans.popitem(last=False)
@@ -269,9 +172,9 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:  # type: ignore[override]
         plan = self._plan(genotype)
         x = self.stem(x)
-        for layer, spec in plan.layers:
-            x = layer(x, spec)
-        x = _silu(self.head_bn(self.head(x)))
+        for weights, steps, residual in plan.layers:
+            x = weights(x, steps, residual)
+        x = act(self.head_bn(self.head(x)), self._act)
         return self.classifier(self.dropout(self.pool(x).flatten(1)))
 
     # -- extraction -------------------------------------------------------------------------------
@@ -280,10 +183,12 @@ class Supernet(nn.Module):
         plan = self._plan(genotype)
         o = self.options
         model = build_model(plan.spec, drop_connect_rate=0.0, bn_eps=o["bn_eps"], bn_momentum=o["bn_momentum"])
+        if len(model.blocks) != len(plan.exports):
+            raise RuntimeError(f"the path has {len(plan.exports)} layers, its model {len(model.blocks)} blocks")
         with torch.no_grad():
             model.stem.load_state_dict(self.stem.state_dict())
-            for block, (layer, spec) in zip(model.blocks, plan.layers):
-                layer.export_into(block, spec)
+            for block, (weights, spec) in zip(model.blocks, plan.exports):
+                weights.export_into(block, spec)
             copy_conv(model.head[0], self.head, plan.last, self.head.out_channels, 1)
             copy_bn(model.head[1], self.head_bn)
             model.classifier.load_state_dict(self.classifier.state_dict())
@@ -329,28 +234,15 @@ class Supernet(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
 
-def _extreme(space: SearchSpace, pick, wide_only: bool = False) -> Genotype:
-    blocks = []
-    for position in space.positions:
-        combos = position.combos()
-        pool = [c for c in combos if c["op"] == "mbconv"]
-        pool = ([c for c in pool if c["expand"] > 1] or pool) if wide_only else pool
-        pool = pool or combos
-        pool = [c for c in pool if c["skip"]] or pool
-        blocks.append(BlockGene(**pick(pool, key=lambda c: (c["expand"], c["kernel"], c["se"], c["filters"],
-                                                             c["layers"]))))
-    return Genotype(tuple(blocks), space.frame)
+def largest_genotype(space: SearchSpace, **options) -> Genotype:
+    """The sandwich's largest path of ``space`` (``options``: the supernet's width, depth, share_sepconv,
+    separate; see ``supernet_space.sandwich``)."""
+    return sandwich(space, **options)[0]
 
 
-def largest_genotype(space: SearchSpace) -> Genotype:
-    """The sandwich rule's largest path: largest MBConv expansion, kernel, SE, filters, layers; skip on."""
-    return _extreme(space, max)
+def smallest_genotype(space: SearchSpace, **options) -> Genotype:
+    """The sandwich's smallest path of ``space`` (``options`` as for :func:`largest_genotype`)."""
+    return sandwich(space, **options)[1]
 
 
-def smallest_genotype(space: SearchSpace, wide_only: bool = False) -> Genotype:
-    """The smallest path: smallest MBConv expansion (``wide_only``: the smallest above 1), kernel, SE,
-    filters, layers; skip on."""
-    return _extreme(space, min, wide_only)
-
-
-__all__ = ["SUPPORTED_OPS", "SuperLayer", "Supernet", "largest_genotype", "smallest_genotype"]
+__all__ = ["SuperLayer", "Supernet", "largest_genotype", "smallest_genotype"]

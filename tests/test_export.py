@@ -12,7 +12,7 @@ from efficientnet import EfficientNet, ModelSpec, build_model, model_spec
 from nas.cli import main
 from nas.export import (MIN_OPSET, calibrate_batchnorm, calibration_batch, check_opset, compare_onnx, export_onnx,
                         load_weights)
-from search_spaces import Genotype, named_genotype
+from search_spaces import Genotype, named_genotype, resolve_genotype
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -53,6 +53,35 @@ def test_onnxruntime_matches_torch(tmp_path, spec, kwargs):
         result = compare_onnx(path, model, _inputs(batch, spec.resolution))
         assert result.max_abs_output > 0.1  # a real check, not a comparison of ~1e-10 logits
         assert result.max_abs_diff <= TOLERANCE, result
+
+
+#: Every new op (fused, skip as identity and as strided 1x1, irpw, nodw) with hard-swish and a ReLU6 SE.
+NEW_OPS = ("stem16,r1_k3_s11_e1_i16_o16_se0.25_c3,r1_k1_s22_e1_i16_o24_c5,r1_k1_s11_e1_i24_o24_c5,"
+           "r2_k3_s22_e4_i24_o32_se0.25_c4,r1_k3_s11_e4_i32_o32_c1,act_hswish_se_relu6")
+
+
+def _silus(graph) -> int:
+    """SiLUs of an exported graph: Mul(x, Sigmoid(x)) (an SE gate is Mul(x, Sigmoid(s)) with s another tensor)."""
+    sigmoid_of = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Sigmoid"}
+    return sum(1 for node in graph.node if node.op_type == "Mul" and any(
+        sigmoid_of.get(a) == b for a, b in (node.input, node.input[::-1])))
+
+
+@pytest.mark.parametrize("text, present, silus", [
+    ("mnasnet-a1", {"Relu", "Sigmoid"}, 0),  # the zoo's A1 is ReLU; Sigmoid: its SE gates only
+    (MIXED + ",act_relu", {"Relu", "Sigmoid"}, 0),
+    (MIXED, {"Sigmoid"}, 12),  # stem, 2 x (expand, depthwise, SE), 2 x (expand, depthwise), head
+    (NEW_OPS, {"HardSwish", "Clip", "Sigmoid"}, 0),
+], ids=["mnasnet-a1", "relu", "silu", "new-ops-hswish"])
+def test_the_genotypes_activation_is_exported(tmp_path, text, present, silus):
+    """The activation travels in the genotype: a ReLU genotype exports Relu and no Sigmoid*Mul (SiLU); new ops too."""
+    spec = ModelSpec(resolve_genotype(text), width=0.5, resolution=32, num_classes=10)
+    model = _model(spec)
+    path = export_onnx(model, tmp_path / "m.onnx", spec.resolution)
+    graph = onnx.load(str(path)).graph
+    assert present <= {node.op_type for node in graph.node} and _silus(graph) == silus
+    result = compare_onnx(path, model, _inputs(2, spec.resolution))
+    assert result.max_abs_output > 0.1 and result.scaled_diff <= TOLERANCE, result  # logits up to ~5
 
 
 def test_calibration_batch():

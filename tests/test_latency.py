@@ -205,7 +205,7 @@ def test_missing_layer_raises_or_is_measured_and_saved(tmp_path):
     gone = model_layers(g, TINY)[2].key()
     del table.entries[gone]
     path = table.save(tmp_path / "lut.json")
-    with pytest.raises(MissingLayerError, match=r"no entry for layer mbconv i8 o16 k3 s2 e1 @16.*measure_missing"):
+    with pytest.raises(MissingLayerError, match=r"no entry for layer mbconv i8 o16 k3 s2 e1 silu @16.*measure_missing"):
         LatencyCost.from_table(path, TINY).cost(g)
     cost = LatencyCost.from_table(path, TINY, measure_missing=True)
     assert cost.cost(g) > 0

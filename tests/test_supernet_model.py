@@ -1,4 +1,5 @@
-"""The weight-sharing supernet: paths are genotypes, extraction is exact, counts are exact, no allocation."""
+"""The weight-sharing supernet of any declared space: paths are genotypes, extraction is exact (outputs and
+counts) for every shipped space and every op, no allocation, sandwich extremes, sharing options."""
 
 from __future__ import annotations
 
@@ -9,31 +10,42 @@ import pytest
 import torch
 from torch import nn
 
-from efficientnet import count_spec, measure_macs, walk
-from efficientnet.dynamic_ops import DynamicConv2d
+from efficientnet import ModelSpec, count_spec, measure_macs, network_key, walk
+from efficientnet.blocks import ACTIVATIONS
+from efficientnet.dynamic_ops import ACT_FUNCTIONS, DynamicConv2d
 from efficientnet.supernet import Supernet, largest_genotype, smallest_genotype
-from search_spaces import DEFAULT_FRAME, BlockGene, Genotype, SearchSpace, get_space, named_genotype
+from search_spaces import (DEFAULT_FRAME, BlockGene, Genotype, SearchSpace, get_space, load_space, named_genotype,
+                           shipped_spaces)
+from space_helpers import EVERY_OP, macro_genotype
 
 QUICK = dict(width=0.25, depth=0.5, resolution=32, stem_stride=2, num_classes=10)  # the quickstart's proxy
 TINY = dict(width=1.0, depth=1.0, resolution=32, stem_stride=1, num_classes=10)
+#: The size each space is tested at (a shipped space not listed: width 0.5 at 32x32, the frame's stem stride).
+SIZES = {"mnasnet": QUICK, "tiny": TINY, "nas-bench-macro": dict(resolution=32, num_classes=10),
+         "every-op": dict(width=1.0, depth=1.0, resolution=32, num_classes=10)}
+SPACES = [*shipped_spaces(), "every-op"]
 
 
-def _genotypes(space: SearchSpace, n: int, seed: int = 0) -> list[Genotype]:
+def _space(name: str) -> SearchSpace:
+    return load_space(EVERY_OP) if name == "every-op" else get_space(name)
+
+
+def _size(name: str) -> dict:
+    return SIZES.get(name, dict(width=0.5, resolution=32, num_classes=10))
+
+
+def _genotypes(space: SearchSpace, n: int, seed: int = 0, **options) -> list[Genotype]:
     rng = np.random.default_rng(seed)
-    out = [space.sample(rng) for _ in range(n)] + [largest_genotype(space), smallest_genotype(space)]
+    out = [space.sample(rng) for _ in range(n)] + [largest_genotype(space, **options),
+                                                    smallest_genotype(space, **options)]
     if space.name == "mnasnet":
         out += [named_genotype("b0"), in_space_frame(named_genotype("mnasnet-a1"))]
     return out
 
 
 def in_space_frame(genotype: Genotype) -> Genotype:
-    """mnasnet-a1 keeps TF's fixed 1280 head; the supernet's paths share the space's (scaled) frame."""
+    """mnasnet-a1 keeps TF's fixed 1280 head and ReLU; the supernet's paths share the space's (scaled) frame."""
     return genotype.with_frame(**dataclasses.asdict(DEFAULT_FRAME))
-
-
-def test_a_foreign_frame_is_rejected_naming_the_fix(quick_net):
-    with pytest.raises(ValueError, match=r"frame: the supernet shares .*head_scaling=.fixed.*with_frame\(stem=32"):
-        quick_net(torch.zeros(1, 3, 32, 32), named_genotype("mnasnet-a1").with_frame(activation="silu"))
 
 
 def _perturbed(net: Supernet, seed: int = 0) -> Supernet:
@@ -58,67 +70,132 @@ def quick_net() -> Supernet:
     return _perturbed(Supernet(get_space("mnasnet"), **QUICK)).eval()
 
 
-@pytest.mark.parametrize("space_name, size", [("tiny", TINY), ("mnasnet", QUICK)])
-def test_paths_are_the_genotypes_walk(space_name, size):
-    space = get_space(space_name)
-    net = Supernet(space, **size)
-    for g in _genotypes(space, 8):
-        plan = net._plan(g)
-        spec = net.spec(g)
-        # the path's layers ARE the standalone walk of the genotype at the supernet's size
-        assert [s for _, s in plan.layers] == walk(spec.arch(), spec.resolution)[1:-1]
-        # and a block with n layers uses the first n positions of its maximum
-        arch = spec.arch()
-        used = [layer for layer, _ in plan.layers]
-        pos = 0
-        for stage, block in zip(arch.stages, net.layers):
-            assert used[pos:pos + stage.layers] == list(block)[:stage.layers]
-            pos += stage.layers
-        assert net(torch.zeros(2, 3, 32, 32), g).shape == (2, 10)
+def test_the_functional_activations_are_the_modules():
+    x = torch.linspace(-8, 8, 101)
+    assert set(ACT_FUNCTIONS) == set(ACTIVATIONS)
+    for name, fn in ACT_FUNCTIONS.items():
+        assert torch.equal(fn(x), ACTIVATIONS[name]()(x.clone())), name
 
 
-def test_largest_path_uses_whole_tensors_and_extremes_are_in_space():
-    space = get_space("mnasnet")
-    net = Supernet(space, **QUICK)
-    big, small = largest_genotype(space), smallest_genotype(space)
-    assert space.contains(big) and space.contains(small)
-    assert count_spec(net.spec(small))[1] < count_spec(net.spec(big))[1]
-    for layer, spec in net._plan(big).layers:
-        w = layer.mbconv
-        assert spec.kernel == w.dw.max_kernel
-        assert w.project.weight_for(spec.mid_filters, spec.out_filters, 1).shape == w.project.weight.shape
-        assert w.dw.weight_for(spec.mid_filters, spec.mid_filters, spec.kernel).shape == w.dw.weight.shape
-    # the sandwich's smallest path bounds the SHARED MBConv weights (expansion 3); sepconv has its own
-    assert {b.expand for b in net.smallest().blocks} == {3} and net.largest() == big
-    assert {b.expand for b in Supernet(space, share_sepconv=True, **QUICK).smallest().blocks} == {1}
-
-
-def test_not_a_path_is_rejected_with_the_field():
-    net = Supernet(get_space("tiny"), **TINY)
-    bad = Genotype(tuple(b if i else BlockGene(kernel=7, filters=16) for i, b in
-                         enumerate(largest_genotype(get_space("tiny")).blocks)))
-    with pytest.raises(ValueError, match="block 1: kernel=7"):
-        net(torch.zeros(1, 3, 32, 32), bad)
-    odd = SearchSpace({"name": "odd", "stages": [{"stride": 1, "filters": 16, "op": "fused", "expand": 4}]})
-    with pytest.raises(ValueError, match="op.*fused.*supported: mbconv, conv"):
-        Supernet(odd, **TINY)
-
-
-@pytest.mark.parametrize("kernel_transform, share_sepconv", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("space_name, size", [("tiny", TINY), ("mnasnet", QUICK)])
-def test_extraction_is_exact(space_name, size, kernel_transform, share_sepconv):
-    space = get_space(space_name)
-    torch.manual_seed(1)
-    net = _perturbed(Supernet(space, kernel_transform=kernel_transform, share_sepconv=share_sepconv, **size)).eval()
-    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    for g in _genotypes(space, 6, seed=3):
+def _check_exact(net: Supernet, genotypes: list[Genotype], x: torch.Tensor) -> None:
+    for g in genotypes:
         model = net.extract(g).eval()
         with torch.no_grad():
             assert torch.equal(net(x, g), model(x)), g.to_string()
-        # the standalone model is a copy: changing it leaves the supernet alone
-        with torch.no_grad():
-            model.classifier.weight.add_(1.0)
-        assert not torch.equal(model.classifier.weight, net.classifier.weight)
+        spec = net.spec(g)
+        assert (sum(p.numel() for p in model.parameters()), measure_macs(model, spec.resolution)) == count_spec(spec)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_extraction_is_exact_for_20_random_genotypes_of_every_space(name):
+    """``extract(g)`` gives the path's outputs bit for bit (eval mode, perturbed BN) and the analytic counts."""
+    space = _space(name)
+    torch.manual_seed(1)
+    net = _perturbed(Supernet(space, **_size(name))).eval()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    _check_exact(net, _genotypes(space, 20, seed=3), x)
+
+
+@pytest.mark.parametrize("options", [{"kernel_transform": True}, {"share_sepconv": True},
+                                     {"separate": ("expand", "kernel")}, {"separate": ("kernel",)}],
+                         ids=["kernel_transform", "share_sepconv", "separate", "separate_kernel"])
+@pytest.mark.parametrize("name", ["every-op", "mnasnet"])
+def test_extraction_is_exact_with_every_sharing_option(name, options):
+    space = _space(name)
+    torch.manual_seed(1)
+    net = _perturbed(Supernet(space, **options, **_size(name))).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    _check_exact(net, _genotypes(space, 6, seed=4, share_sepconv=options.get("share_sepconv", False),
+                                 separate=options.get("separate", ())), x)
+
+
+@pytest.mark.parametrize("name", ["tiny", "every-op", "nas-bench-macro"])
+def test_paths_are_the_genotypes_walk(name):
+    space = _space(name)
+    net = Supernet(space, **_size(name))
+    for g in _genotypes(space, 8):
+        plan = net._plan(g)
+        spec = net.spec(g)
+        # the path's layers ARE the standalone walk of the genotype at the supernet's size, identities left out
+        assert [s for _, s in plan.exports] == [s for s in walk(spec.arch(), spec.resolution)[1:-1]
+                                                if not s.is_identity]
+        # and a block with n layers uses the first n positions of its maximum
+        used = {id(w) for w, _ in plan.exports}
+        allowed = {id(w) for stage, block in zip(spec.arch().stages, net.layers)
+                   for layer in list(block)[:stage.layers] for w in layer.groups.values()}
+        assert used <= allowed
+        assert net(torch.zeros(2, 3, 32, 32), g).shape == (2, 10)
+
+
+def test_weight_groups_per_op_and_the_separate_option():
+    """NAS-Bench-Macro: MB3_K3 is a slice of MB6_K5's weights (one ``mbconv`` group); ``skip`` has its own
+    strided 1x1 conv where a stage starts and nothing elsewhere; ``separate`` gives each option its own."""
+    space = get_space("nas-bench-macro")
+    shared = Supernet(space, **_size("nas-bench-macro"))
+    assert [sorted(block[0].groups) for block in shared.layers] == [["mbconv", "skip"], ["mbconv"]] * 1 + [
+        ["mbconv", "skip"], ["mbconv"], ["mbconv"], ["mbconv", "skip"], ["mbconv"], ["mbconv"]]
+    first = shared.layers[0][0].groups
+    skip = first["skip"].convs[0]
+    assert (skip.in_channels, skip.out_channels, skip.kernel_size, skip.stride) == (32, 64, (1, 1), (2, 2))
+    dw = first["mbconv"].convs[1]
+    assert dw.weight.shape == (32 * 6, 1, 5, 5) and dw.groups == 32 * 6
+    split = Supernet(space, separate=("expand", "kernel"), **_size("nas-bench-macro"))
+    assert sorted(split.layers[1][0].groups) == ["mbconv_e3_k3", "mbconv_e6_k5"]
+    assert split.layers[1][0].groups["mbconv_e3_k3"].convs[1].weight.shape == (64 * 3, 1, 3, 3)
+    # each of the 3,969 networks is one path; a path of the key's genotype runs on its groups
+    g = macro_genotype("12" "021" "200")
+    assert space.contains(g) and len(split._plan(g).layers) == 6
+
+
+def test_the_frames_activation_runs_everywhere():
+    """NAS-Bench-Macro is ReLU: the supernet path and its extracted model (ReLU modules) agree."""
+    space = get_space("nas-bench-macro")
+    net = Supernet(space, **_size("nas-bench-macro")).eval()
+    model = net.extract(macro_genotype("22222222"))
+    acts = {type(m) for m in model.modules() if isinstance(m, (nn.ReLU, nn.SiLU, nn.ReLU6, nn.Hardswish))}
+    assert acts == {nn.ReLU} and model.stem[0].stride == (1, 1)
+
+
+def test_sandwich_extremes_of_the_shared_weights():
+    mnas = get_space("mnasnet")
+    net = Supernet(mnas, **QUICK)
+    big, small = net.largest(), net.smallest()
+    assert mnas.contains(big) and mnas.contains(small)
+    assert count_spec(net.spec(small))[1] < count_spec(net.spec(big))[1]
+    # MnasNet: the largest MBConv (e6 k5 SE, most filters and layers, skip on); the smallest of the SHARED MBConv
+    # weights is expansion 3 (sepconv has its own), expansion 1 when sepconv shares them
+    assert {(b.op, b.expand, b.kernel, b.se, b.skip) for b in big.blocks} == {("mbconv", 6, 5, 0.25, True)}
+    assert {(b.op, b.expand, b.kernel, b.se, b.skip) for b in small.blocks} == {("mbconv", 3, 3, 0.0, True)}
+    # (at width 0.25 filters 8, 16 and 24 all build 8 channels: a tie, broken by the declaration's order)
+    assert [b.filters for b in largest_genotype(mnas).blocks] == [max(p.values("filters")) for p in mnas.positions]
+    assert [b.layers for b in smallest_genotype(mnas).blocks] == [min(p.values("layers")) for p in mnas.positions]
+    assert {b.expand for b in Supernet(mnas, share_sepconv=True, **QUICK).smallest().blocks} == {1}
+    steps = [step for _, layer_steps, _ in net._plan(big).layers for step in layer_steps if step.bn is not None]
+    assert len(steps) == 3 * sum(b.layers for b in net.spec(big).arch().stages)  # expand, depthwise, project
+    for step in steps:  # the largest path uses whole tensors: every out channel, the largest kernel
+        assert (step.cout, step.kernel) == (step.module.out_channels, step.module.max_kernel)
+    # NAS-Bench-Macro: all MB6_K5 / all MB3_K3; with separate weights per option the main group is one option
+    macro = get_space("nas-bench-macro")
+    assert "".join(map(str, macro.encode(largest_genotype(macro)))) == "22222222"
+    assert "".join(map(str, macro.encode(smallest_genotype(macro)))) == "11111111"
+    assert smallest_genotype(macro, separate=("expand", "kernel")) == largest_genotype(macro)
+    # any space: both are points of it and the smallest is no costlier
+    every = load_space(EVERY_OP)
+    big, small = largest_genotype(every), smallest_genotype(every)
+    assert every.contains(big) and every.contains(small)
+    assert count_spec(ModelSpec(small))[1] < count_spec(ModelSpec(big))[1]
+
+
+def test_not_a_path_is_rejected_with_the_field(quick_net):
+    net = Supernet(get_space("tiny"), **TINY)
+    bad = Genotype(tuple(b if i else BlockGene(kernel=7, filters=16) for i, b in
+                         enumerate(largest_genotype(get_space("tiny")).blocks)))
+    with pytest.raises(ValueError, match="block 1"):
+        net(torch.zeros(1, 3, 32, 32), bad)
+    with pytest.raises(ValueError, match=r"frame: the supernet shares .*head_scaling=.fixed.*with_frame\(stem=32"):
+        quick_net(torch.zeros(1, 3, 32, 32), named_genotype("mnasnet-a1").with_frame(activation="silu"))
+    with pytest.raises(ValueError, match=r"separate must list distinct fields of expand, kernel, got \['se'\]"):
+        Supernet(get_space("tiny"), separate=("se",), **TINY)
 
 
 def test_extraction_keeps_train_mode_and_gradients_match(quick_net):
@@ -139,21 +216,11 @@ def test_extraction_keeps_train_mode_and_gradients_match(quick_net):
         net.eval()
 
 
-@pytest.mark.parametrize("space_name, size", [("tiny", TINY), ("mnasnet", QUICK)])
-def test_counts_of_the_extracted_path_are_the_analytical_counts(space_name, size):
-    space = get_space(space_name)
-    net = Supernet(space, **size)
-    for g in _genotypes(space, 6, seed=4):
-        spec = net.spec(g)
-        params, macs = count_spec(spec)
-        model = net.extract(g)
-        assert sum(p.numel() for p in model.parameters()) == params
-        assert measure_macs(model, spec.resolution) == macs
-
-
-def test_choosing_paths_allocates_no_parameters():
-    space = get_space("mnasnet")
-    net = Supernet(space, **QUICK).train()
+@pytest.mark.parametrize("name, options", [("mnasnet", {}), ("every-op", {"kernel_transform": True}),
+                                           ("nas-bench-macro", {"separate": ("expand", "kernel")})])
+def test_choosing_paths_allocates_no_parameters(name, options):
+    space = _space(name)
+    net = Supernet(space, **options, **_size(name)).train()
     before = [(n, p.data_ptr(), p.shape) for n, p in net.named_parameters()]
     buffers = [(n, b.data_ptr(), b.shape) for n, b in net.named_buffers()]
     x = torch.randn(4, 3, 32, 32)
@@ -192,8 +259,8 @@ def test_recalibration_changes_bn_statistics_and_nothing_else(quick_net):
     torch.testing.assert_close(first_bn.running_mean, mean, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(first_bn.running_var, var, rtol=1e-4, atol=1e-5)
     # channels the path does not use keep their statistics
-    layer, spec = net._plan(g).layers[-1]
-    bn = net.layers[-1][0].weights_for(spec).project_bn
+    weights, spec = net._plan(g).exports[-1]
+    bn = weights.bns[-1]  # the last layer's projection BN
     unused = bn.running_mean[spec.out_filters:]
     key = [n for n, b in net.named_buffers() if b is bn.running_mean][0]
     assert unused.numel() > 0 and torch.equal(unused, buffers[key][spec.out_filters:])
@@ -224,3 +291,17 @@ def test_zero_init_leaves_every_path_trainable():
             nn.functional.cross_entropy(net.train()(x, g), y).backward()
             opt.step()
         assert net.stem[0].weight.grad.abs().sum() > 0, g.to_string()
+
+
+def test_network_key_of_a_scaled_spec_merges_rounding_aliases():
+    """At the quickstart proxy's depth 0.5, a block of 1 and one of 2 layers both build 1 layer (ceil): one
+    network, one key; at depth 1.0 two networks.  Width rounding alike (16 and 24 filters at width 0.25 -> 8)."""
+    b0 = named_genotype("b0")
+    two = Genotype((dataclasses.replace(b0.blocks[0], layers=2),) + b0.blocks[1:])
+    assert network_key(ModelSpec(b0, **QUICK)) == network_key(ModelSpec(two, **QUICK))
+    assert network_key(ModelSpec(b0)) != network_key(ModelSpec(two))
+    wide = Genotype((dataclasses.replace(b0.blocks[0], filters=24),) + b0.blocks[1:])
+    assert network_key(ModelSpec(b0, width=0.25)) == network_key(ModelSpec(wide, width=0.25))
+    assert network_key(ModelSpec(b0, width=0.5)) != network_key(ModelSpec(wide, width=0.5))
+    # NAS-Bench-Macro's identity moves are aliases at any size
+    assert network_key(ModelSpec(macro_genotype("20102100"))) == network_key(ModelSpec(macro_genotype("20120100")))

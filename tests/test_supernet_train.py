@@ -49,6 +49,8 @@ def one_thread():
     ("supernet.checkpoint=a/b.pt", "supernet.checkpoint must be a file name"),
     ("space=nope", "space: unknown search space 'nope'"),
     ("proxy.drop_connect=0.1", "proxy.drop_connect: the supernet has no stochastic depth"),
+    ("supernet.separate=[se]", r"supernet.separate\[0\]: 'se' is not allowed; choose one of 'expand' \| 'kernel'"),
+    ("supernet.separate=[kernel,kernel]", "supernet.separate must be a list of distinct fields"),
 ])
 def test_config_is_strict(tmp_path, override, match):
     data = _cfg(tmp_path)
@@ -188,6 +190,19 @@ def test_sgd_without_sandwich_and_adamw_with_kernel_transform_train(tmp_path, on
     net, _ = load_supernet(tmp_path / "ofa" / "supernet.pt")
     transforms = [p for n, p in net.named_parameters() if "transforms" in n]
     assert transforms and any(not torch.equal(p, torch.eye(p.shape[0])) for p in transforms)  # they learned
+
+
+@pytest.mark.training
+def test_nas_bench_macro_supernet_with_separate_weights_per_option_trains(tmp_path, one_thread):
+    """Issue 21's variants are settings: SPOS uniform single paths on separate weights per (op, expand, kernel)."""
+    data = _cfg(tmp_path, name="macro", epochs=1, sandwich=False, distill=False, random_paths=1,
+                separate=["expand", "kernel"])
+    exp = load_supernet_experiment(data={**data, "space": "nas-bench-macro"})
+    summary = train_supernet(exp)
+    assert np.isfinite(summary.history[0]["loss"])
+    net, meta = load_supernet(exp.checkpoint_path)
+    assert meta["arch"]["separate"] == ("expand", "kernel")
+    assert sorted(net.layers[1][0].groups) == ["mbconv_e3_k3", "mbconv_e6_k5"]
 
 
 def test_a_genotype_that_breaks_the_walk_is_a_failed_score(tmp_path, monkeypatch):

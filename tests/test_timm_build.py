@@ -35,8 +35,7 @@ def _timm_model(genotype, num_classes: int = 1000) -> nn.Module:
 
 def _ours(genotype, resolution: int, num_classes: int = 1000) -> nn.Module:
     spec = model_spec(genotype, resolution=resolution, num_classes=num_classes)
-    return build_model(spec, activation=genotype.frame.activation, bn_eps=1e-3, bn_momentum=0.01, dropout=0.0,
-                       drop_connect_rate=0.0)
+    return build_model(spec, bn_eps=1e-3, bn_momentum=0.01, dropout=0.0, drop_connect_rate=0.0)
 
 
 def _exportable_random(n: int) -> list:

@@ -51,8 +51,8 @@ def test_zoo_counts_equal_the_reference_and_the_built_module(name, capsys):
     assert data["params"] == REFERENCE_PARAMS[name]
     assert data["macs"] == MACS[name]
     assert data["activation"] == ZOO[name].activation
-    spec = model_spec(name)
-    model = build_model(spec, activation=ZOO[name].activation)
+    model = build_model(model_spec(name))  # the genotype's activation, no keyword
+    assert type(model.stem[2]).__name__ == {"silu": "SiLU", "relu": "ReLU", "relu6": "ReLU6"}[ZOO[name].activation]
     assert sum(p.numel() for p in model.parameters()) == REFERENCE_PARAMS[name]
     assert measure_macs(model, 224) == MACS[name]
     # the printed strings read back as the same network
@@ -284,10 +284,11 @@ def test_grammar1_run_dirs_are_converted_and_said(tmp_path, caplog):
 @pytest.mark.parametrize("width, same_padding", [(0.5, False), (1.3, True)])
 def test_new_ops_count_equals_the_built_module(width, same_padding):
     text = ("stem16_fixed,r1_k3_s11_e1_i16_o16_se0.25_c3,r2_k5_s22_e4_i16_o24_c1,r2_k3_s11_e1_i24_o24_c1,"
-            "r2_k5_s22_e1_i24_o40_se0.25_c2,head1000_up")
+            "r2_k5_s22_e1_i24_o40_se0.25_c2,head1000_up,act_relu6")
     spec = model_spec(text, width=width, resolution=65, num_classes=10)
     params, macs = count_spec(spec)
-    model = build_model(spec, same_padding=same_padding, activation="relu6")
+    model = build_model(spec, same_padding=same_padding)
+    assert any(isinstance(m, torch.nn.ReLU6) for m in model.modules())
     assert sum(p.numel() for p in model.parameters()) == params
     assert measure_macs(model, 65) == macs
     assert model.eval()(torch.zeros(1, 3, 65, 65)).shape == (1, 10)

@@ -88,7 +88,8 @@ def build_job(args: argparse.Namespace) -> tuple[TrainExperiment, TrainJob]:
     dropout = exp.train.dropout if exp.train.dropout is not None else table_dropout
     threads = exp.workers.threads or max(1, int(exp.workers.cpus))
     job = TrainJob(genotype=genotype.to_string(), width=width, depth=depth, resolution=resolution, dropout=dropout,
-                   stem_stride=model.stem_stride, padding=model.padding, train=exp.train, data=exp.data,
+                   stem_stride=genotype.frame.stem_stride if model.stem_stride is None else model.stem_stride,
+                   padding=model.padding, train=exp.train, data=exp.data,
                    run_dir=str(exp.run_dir), threads=threads)
     return exp, job
 

@@ -17,7 +17,8 @@ import torch
 from efficientnet.supernet import Supernet
 from search_spaces import get_space
 
-FORMAT = 1
+#: 2: the supernet of any declared space (weight groups per op, ``efficientnet.supernet_ops``).
+FORMAT = 2
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

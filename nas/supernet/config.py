@@ -58,6 +58,10 @@ class SupernetConfig:
     kernel_transform: bool = False
     #: Sepconv (MBConv expansion 1) shares MBConv's leading channels (true) or has weights of its own.
     share_sepconv: bool = False
+    #: Weights of their own per value of these fields (SPOS's separate choice blocks); empty: every op family
+    #: shares one set per position, options being slices of it (OFA).  [expand, kernel]: each (op, expand,
+    #: kernel) option its own weights.  See efficientnet.supernet.
+    separate: tuple[Literal["expand", "kernel"], ...] = ()
     #: Zero-init the classifier (see efficientnet.supernet.Supernet.zero_init).
     zero_init: bool = True
     #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
@@ -90,6 +94,9 @@ class SupernetConfig:
              ">= 1 when sandwich is off (a step needs a path)", "set random_paths: 1 or sandwich: true")
         need(self.sandwich or not self.distill, "distill", "false when sandwich is off (the teacher is the "
              "largest path of the sandwich)", "set distill: false or sandwich: true")
+        need(len(set(self.separate)) == len(self.separate), "separate", "a list of distinct fields",
+             "e.g. [expand, kernel]")
+        object.__setattr__(self, "separate", tuple(self.separate))
         need(self.calib_batches >= 1, "calib_batches", ">= 1", "e.g. 4")
         need(self.calib_batch_size >= 2, "calib_batch_size", ">= 2 (BatchNorm needs a batch)", "e.g. 128")
         need(self.workers >= 1, "workers", ">= 1", "e.g. 2")
@@ -170,4 +177,5 @@ def arch_options(exp: SupernetExperiment, num_classes: int) -> dict:
     p = exp.proxy
     return dict(width=p.width, depth=p.depth, resolution=p.resolution, stem_stride=p.stem_stride,
                 num_classes=num_classes, dropout=p.dropout, bn_momentum=p.bn_momentum,
-                kernel_transform=exp.supernet.kernel_transform, share_sepconv=exp.supernet.share_sepconv)
+                kernel_transform=exp.supernet.kernel_transform, share_sepconv=exp.supernet.share_sepconv,
+                separate=exp.supernet.separate)

@@ -146,8 +146,9 @@ class ModelConfig:
     width: float | None = None
     depth: float | None = None
     resolution: int | None = None
-    #: 1 keeps small (32x32) inputs large enough for the five stride-2 stages; 2 is EfficientNet's stem.
-    stem_stride: int = 2
+    #: 1 keeps small (32x32) inputs large enough for the five stride-2 stages; 2 is EfficientNet's stem;
+    #: null: the genotype's own (its frame's stem stride, 2 unless the genotype says ``stem<N>_s1``).
+    stem_stride: int | None = None
     #: ``same``: TensorFlow's asymmetric "SAME" padding (lukemelas' layout gives the same logits);
     #: ``symmetric``: PyTorch's (torchvision's and timm's layout).
     padding: Literal["symmetric", "same"] = "symmetric"
@@ -165,7 +166,8 @@ class ModelConfig:
         _need(self.depth is None or self.depth > 0, "model", self, "depth", "> 0 or null", "e.g. 1.0")
         _need(self.resolution is None or self.resolution >= 8, "model", self, "resolution", ">= 8 or null",
               "e.g. 224")
-        _need(self.stem_stride in (1, 2), "model", self, "stem_stride", "1 or 2", "1 for 32x32 inputs")
+        _need(self.stem_stride in (None, 1, 2), "model", self, "stem_stride", "1, 2 or null (the genotype's)",
+              "1 for 32x32 inputs")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ section 3.2), a network's latency is predicted as the sum of the latencies of
 its layers, each measured once on the target in isolation.  The layers are the
 ones of :func:`efficientnet.walk` -- the same walk the module builder and the
 MACs count use -- and an entry's key is ``LayerSpec.key()`` (kind, in/out
-channels, kernel, stride, expansion, SE ratio, residual, input size), so the
-table and the model cannot drift apart.  The pooling + classifier tail is one
+channels, kernel, stride, expansion, SE ratio, residual, input size,
+activation, SE activation), so the table and the model cannot drift apart.
+Version 2 added the activations to the key (a version-1 table was measured
+with SiLU whatever the genotype said: rebuild it).  The pooling + classifier tail is one
 more entry (kind ``classifier``).
 
 Summing isolated layers misses what the whole network adds or saves (caches
@@ -31,18 +33,20 @@ import yaml
 from torch import nn
 
 from efficientnet import LayerSpec, walk
-from efficientnet.blocks import Block, ConvBNAct, Norms
+from efficientnet.blocks import Norms
+from efficientnet.blocks import layer_module as _layer_module
 from search_spaces import Genotype
+from search_spaces.ops import OP_NAMES
 
 from ...files import atomic_write
 from ..target import TargetModel
 from .measure import Measurement, MeasureSettings
 
 FORMAT = "effnas-latency-table"
-VERSION = 1
+VERSION = 2
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C emitter where PyYAML has it: 10x faster
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_KEY_FIELDS = ("kind", "in", "out", "kernel", "stride", "expand", "se", "residual", "size")
+_KEY_FIELDS = ("kind", "in", "out", "kernel", "stride", "expand", "se", "residual", "size", "act", "se_act")
 
 
 class MissingLayerError(ValueError):
@@ -51,28 +55,24 @@ class MissingLayerError(ValueError):
 
 def classifier_layer(head_filters: int, num_classes: int, size: int) -> LayerSpec:
     """The pooling + dropout + linear tail as a pseudo-layer (kind ``classifier``)."""
-    return LayerSpec("classifier", head_filters, num_classes, in_size=size, index=-1)
+    return LayerSpec("classifier", head_filters, num_classes, in_size=size, index=-1, act="")
 
 
 def model_layers(genotype: Genotype, target: TargetModel) -> list[LayerSpec]:
-    """Every layer of ``genotype``'s target model in forward order: the walk plus the classifier tail."""
+    """Every layer of ``genotype``'s target model in forward order: the walk (identity layers have no module
+    and are left out, as in the model) plus the classifier tail."""
     spec = target.spec(genotype)
-    layers = walk(spec.arch(), spec.resolution)
+    layers = [layer for layer in walk(spec.arch(), spec.resolution) if not layer.is_identity]  # no module, no time
     if spec.num_classes:
         layers.append(classifier_layer(layers[-1].out_filters, spec.num_classes, layers[-1].out_size))
     return layers
 
 
 def layer_module(spec: LayerSpec) -> nn.Module:
-    """The module of one layer, built by the same classes the model builder uses."""
-    norms = Norms()
-    if spec.kind == "stem":
-        return ConvBNAct(norms, spec.in_filters, spec.out_filters, spec.kernel, spec.stride)
-    if spec.kind == "head":
-        return ConvBNAct(norms, spec.in_filters, spec.out_filters, 1)
+    """The module of one layer, built by the same function the model builder uses."""
     if spec.kind == "classifier":
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(spec.in_filters, spec.out_filters))
-    return Block(spec, norms)
+    return _layer_module(spec, Norms())
 
 
 def layer_input_shape(spec: LayerSpec) -> tuple[int, int, int]:
@@ -80,12 +80,13 @@ def layer_input_shape(spec: LayerSpec) -> tuple[int, int, int]:
 
 
 def describe_layer(key: tuple) -> str:
-    """A readable name of a table key: ``mbconv i16 o24 k3 s2 e6 se0.25 @112``."""
-    kind, cin, cout, k, s, e, se, res, size = key
+    """A readable name of a table key: ``mbconv i16 o24 k3 s2 e6 se0.25 relu @112``."""
+    kind, cin, cout, k, s, e, se, res, size, act, se_act = key
     if kind == "classifier":
         return f"classifier {cin}->{cout} @{size}"
     text = f"{kind} i{cin} o{cout} k{k} s{s} e{e}" + (f" se{se:g}" if se else "") + (" +res" if res else "")
-    return f"{text} @{size}"
+    acts = act + (f" se_{se_act}" if se_act and se_act != act else "")
+    return f"{text}" + (f" {acts}" if acts else "") + f" @{size}"
 
 
 def _key_to_dict(key: tuple) -> dict:
@@ -98,7 +99,8 @@ def _key_from_dict(data: dict, where: str) -> tuple:
         raise ValueError(f"{where}: entry lacks {', '.join(missing)}; the table is damaged, rebuild it with "
                          "`nas profile --out ...`")
     return (str(data["kind"]), int(data["in"]), int(data["out"]), int(data["kernel"]), int(data["stride"]),
-            int(data["expand"]), float(data["se"]), bool(data["residual"]), int(data["size"]))
+            int(data["expand"]), float(data["se"]), bool(data["residual"]), int(data["size"]), str(data["act"]),
+            str(data["se_act"]))
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def _known(cls, data: dict) -> dict:
     return dict(data)
 
 
-_KIND_ORDER = {"stem": 0, "mbconv": 1, "conv": 1, "head": 2, "classifier": 3}
+_KIND_ORDER = {"stem": 0, **{name: 1 for name in OP_NAMES}, "head": 2, "classifier": 3}
 
 
 def _sort_key(item: tuple) -> tuple:
