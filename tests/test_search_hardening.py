@@ -1,6 +1,6 @@
 """A search's safety and its run dir's life: loopback-only Ray, resume where the run dir is, torn rows.
 
-One local Ray for the module, started the way ``nas search`` starts it (``nas.ray_local.start_local_ray``).
+One local Ray for the module, started the way ``nas search`` starts it (``nas.ray.local.start_local_ray``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from nas.experiment import load_experiment
+from nas.experiment.search import load_experiment
 from nas.search import results
 from net_helpers import is_loopback, listening, process_tree
 from search_helpers import run_search, small
@@ -26,7 +26,7 @@ def local_ray():
     import ray
     from ray import cloudpickle
 
-    from nas.ray_local import start_local_ray
+    from nas.ray.local import start_local_ray
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trial functions below travel by value
     start_local_ray(num_cpus=2)
@@ -133,8 +133,8 @@ def test_ctrl_c_says_interrupted_exits_130_and_a_copy_resumes_into_itself(tmp_pa
     assert proc.returncode == 130, (out, err)
     done = len(results.read_trials(run_dir))
     assert 1 <= done < 5
-    assert f"nas: search interrupted after {done} of 5 trials" in err, err
-    assert f"continue it with: nas search {run_dir} --resume" in err
+    assert f"nas: search interrupted after {done} of 5 candidates" in err, err
+    assert f"continue the whole run with: nas search {run_dir} --resume" in err
     assert "\ndone:" not in out and "Tuner.restore" not in out + err, (out, err)
     assert "You are trying to log an invalid value" not in err  # Tune's TensorBoard logger fed no list
     assert all(r["status"] == "ok" for r in results.read_trials(run_dir)), results.read_trials(run_dir)
@@ -149,7 +149,7 @@ def test_ctrl_c_says_interrupted_exits_130_and_a_copy_resumes_into_itself(tmp_pa
 
 def _quick(genotype, experiment, on_epoch):
     """A trial in no time: reward from the genotype's MACs on the target (so the controller has a signal)."""
-    from nas.search.trial import TrialResult
+    from nas.evaluators.outcome import TrialResult
 
     on_epoch({"epoch": 1, "accuracy": 0.5, "reward": 0.5})
     return TrialResult(genotype.to_string(), "ok", accuracy=0.5, reward=0.5, macs=1_000_000, params=1, epochs=1)

@@ -15,10 +15,10 @@ import pytest
 import torch
 import yaml
 
-from nas.proxy.data import DataConfig
-from nas.experiment import OutputConfig
+from nas.data import DataConfig
+from nas.experiment.sections import OutputConfig
 from nas.train import checkpoint as ckpt
-from nas.train.config import WorkersConfig
+from nas.experiment.train import WorkersConfig
 from tests.train_helpers import tiny_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.training]
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from nas.ray_local import ray_session
+    from nas.ray.local import ray_session
 
     with ray_session(num_cpus=2) as started:
         assert started
@@ -64,7 +64,7 @@ def test_local_ray_listens_on_loopback_only(local_ray):
 
 
 def test_two_workers_one_epoch(local_ray, tmp_path):
-    from nas.train.ray_train import fit
+    from nas.ray.train import fit
 
     run_dir = tmp_path / "ddp"
     job = tiny_job(run_dir, data=DataConfig(holdout=200), batch_size=64, epochs=1)  # all 1,800 built-in images
