@@ -9,7 +9,7 @@ EfficientNet-PyTorch B0.  Both run in alternating rounds of equal length; each i
 round (an equal budget; the machine's noise only slows rounds down); the ratio ours / lukemelas is
 printed (> 1: ours is faster).
 
-Section ``scaling``: ``nas.train.ray_train.fit`` on the built-in data for 1 epoch with 1 worker, then
+Section ``scaling``: ``nas.ray.train.fit`` on the built-in data for 1 epoch with 1 worker, then
 with 2 (one CPU each, gloo DDP), from a fresh local Ray each; the aggregate training images/s of the
 epoch and the speed-up 2 / 1 (the ideal on 2 idle cores is 2).
 

@@ -23,7 +23,7 @@ SMALL = {
 
 
 def run_search(*args, **kwargs):
-    """``nas.driver.run_search``, imported on first use: collecting a test module must not import Ray."""
+    """``nas.search.stages.run_search`` (the search stage alone), imported on first use."""
     from nas.search.stages import run_search as run
 
     return run(*args, **kwargs)

@@ -127,7 +127,7 @@ def test_kill9_and_resume(tmp_path):
     try:
         deadline = time.monotonic() + 150
         # kill once Ray Train has registered epoch 1's checkpoint (its files land first; a kill between the two
-        # resumes from the previous registered checkpoint, here from scratch -- see nas/train/ray_train.py)
+        # resumes from the previous registered checkpoint, here from scratch -- see nas/ray/train.py)
         while not _registered(run_dir, "epoch_0001"):
             assert first.poll() is None, first.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "no checkpoint of epoch 1 in time"
