@@ -215,3 +215,51 @@ def test_a_fixed_list_is_asked_in_order_and_resumes(tmp_path):
     rows = results.read_trials(tmp_path)
     assert [(r["genotype"], r["seed"]) for r in rows] == [(g, e["seed"]) for g, e in items]
     assert (tmp_path / CANDIDATES).is_file()
+
+
+def test_a_new_evaluator_kind_runs_through_the_same_stage_without_ray(tmp_path, monkeypatch):
+    """A third kind (e.g. a benchmark table) needs only an EvaluatorKind: check, build, placement "driver"."""
+    import nas.search.stages as stages
+    from nas.evaluators.base import EvaluatorKind
+    from nas.experiment.search import load_experiment
+    from search_helpers import small
+
+    kind = EvaluatorKind("double", check=lambda exp, address=None: EvaluatorInfo(chance=0.1, noise=0.01),
+                         build=lambda exp: Double(), placement=lambda exp: "driver")
+    monkeypatch.setattr(stages, "get_kind", lambda name: kind)
+    exp = load_experiment(data=small(tmp_path, budget={"samples": 25}))
+    lines = []
+    summary = stages.run_search_stage(exp, progress=lines.append, info=kind.check(exp))
+    assert summary["trials"] == 25 and len(results.read_trials(exp.run_dir)) == 25
+    import sys
+
+    assert lines[-1].startswith("[25/25]")
+    assert not ("ray" in sys.modules and sys.modules["ray"].is_initialized())  # no Ray started
+
+
+def test_a_supernet_that_learned_nothing_is_called_so_before_the_search():
+    from nas.evaluators.supernet import _trained_warnings
+
+    meta = {"epoch": 6, "history": [{"accuracy_largest": 0.104, "accuracy_smallest": 0.099}]}
+    (text,) = _trained_warnings(meta, chance=0.1, noise=0.0095)
+    assert "scored 0.104 held-out accuracy after 6 epoch(s), chance level for 10 classes is 0.100" in text
+    meta["history"][-1]["accuracy_largest"] = 0.32
+    assert _trained_warnings(meta, chance=0.1, noise=0.0095) == []
+
+
+def test_plot_ticks_tell_neighbours_apart():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    from nas.search.report import _readable_ticks
+
+    fig, ax = plt.subplots()
+    ax.plot([0.20285, 0.20390], [0.125, 0.115], "o")  # a range of 0.001: "%.3f" would repeat labels
+    _readable_ticks(ax, MaxNLocator, FormatStrFormatter)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    plt.close(fig)
+    assert len(labels) == len(set(labels)) >= 2 and len(labels) <= 6, labels
