@@ -126,9 +126,9 @@ class MeasureSettings:
 
 
 #: An entry is noisy when the measuring thread was on a CPU for less than this share of the timed passes' wall
-#: time (other processes took its CPU: the machine was busy), or when its passes spread over more than
-#: ``NOISY_SPREAD`` of their median (interquartile range).  A table is measured on a busy machine when more
-#: than ``BUSY_ENTRIES`` of its entries are noisy.
+#: time (other processes took its CPU: the machine was busy) -- or, where that share is unknown, when its
+#: passes spread over more than ``NOISY_SPREAD`` of their median (interquartile range).  A table is measured
+#: on a busy machine when more than ``BUSY_ENTRIES`` of its entries are noisy.
 BUSY_CPU_SHARE = 0.9
 NOISY_SPREAD = 0.25
 BUSY_ENTRIES = 0.2
@@ -165,9 +165,14 @@ class Measurement:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
     def noisy(self, clock: str = "wall") -> bool:
-        """Measured while the machine was busy (wall clock: the thread waited for a CPU), or widely spread."""
-        waited = clock == "wall" and self.cpu_share is not None and self.cpu_share < BUSY_CPU_SHARE
-        return waited or self.spread > NOISY_SPREAD
+        """Measured while the machine was busy: with one thread, the measuring thread waited for a CPU
+        (``cpu_share``, the direct signal: a tiny layer's passes jitter on a quiet machine too); where that is
+        unknown (several threads, CUDA), widely spread.  The CPU clock leaves waiting out: never noisy."""
+        if clock != "wall":
+            return False
+        if self.cpu_share is not None:
+            return self.cpu_share < BUSY_CPU_SHARE
+        return self.spread > NOISY_SPREAD
 
     def value(self, statistic: str = "median") -> float:
         """The latency (ms) by ``statistic``: ``median`` or ``min``."""
