@@ -71,14 +71,14 @@ class Heartbeat(threading.Thread):
     def __init__(self, beat: Callable[[], None], every_s: float = HEARTBEAT_S) -> None:
         super().__init__(daemon=True, name="nas-heartbeat")
         self.beat, self.every_s = beat, every_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        while not self._halt.wait(self.every_s):
             self.beat()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 class EpochLog:
@@ -138,7 +138,7 @@ class JsonlTail(threading.Thread):
         super().__init__(daemon=True, name="nas-tail")
         self.path, self.on_line, self.key = Path(path), on_line, key
         self.seen = {key(row) for row in read_jsonl(self.path)}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def poll(self) -> None:
         for row in read_jsonl(self.path):
@@ -147,11 +147,11 @@ class JsonlTail(threading.Thread):
                 self.on_line(row)
 
     def run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._halt.wait(0.5):
             self.poll()
 
     def finish(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join()
         self.poll()

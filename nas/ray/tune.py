@@ -192,7 +192,7 @@ def pump_trials(session, experiment: Experiment, trial_fn: TrialFn | None = None
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, r.max_concurrent),
-                                    scheduler=_scheduler(experiment), num_samples=session.remaining(),
+                                    scheduler=_scheduler(experiment), num_samples=-1,  # the session says when
                                     reuse_actors=experiment.ray.reuse_actors, time_budget_s=session.time_left_s),
         run_config=tune.RunConfig(
             name=experiment.output.name, storage_path=experiment.storage, verbose=0,

@@ -280,7 +280,7 @@ def _run_grid(experiment: Experiment, genotype: Genotype, triples: list[Compound
     command = f"nas scale-search {experiment.run_dir} --resume"
     session = Session(experiment.run_dir, ListProposer(items), len(items), stage="scale-search", resume=resume,
                       stop_after_failures=experiment.budget.stop_after_failures, progress=progress, unit="trials",
-                      command=command, every_result=True)
+                      command=command, every_result=True, save_every_s=0.0)
     r = experiment.resources
     with ray_session(address or experiment.ray.address, r.num_cpus, r.num_gpus, experiment.ray.dashboard,
                      experiment.ray.connect_timeout_s):

@@ -21,7 +21,8 @@ Resume after Ctrl-C or SIGKILL loses nothing and repeats nothing.  ``candidates.
 session's write-ahead log: every asked candidate (trial id, genotype, extras), appended and fsync'ed
 before it is handed out.  ``search_state.json`` (atomic) holds the proposer's ``state_dict()``, the
 next trial index, the search time, the warnings and ``pending``: the candidates asked but not yet
-told to the proposer.  It is saved at most every ``SAVE_EVERY_S`` seconds (and when a session ends).
+told to the proposer.  It is saved at most every ``SAVE_EVERY_S`` seconds where candidates take
+milliseconds, after every change where they take seconds (Tune trials), and when a session ends.
 On resume the proposer comes back from the state; a pending candidate whose row is in
 ``trials.jsonl`` is told from its row, the others are scored again; a candidate told but whose row is
 gone (a torn last line) is scored again and recorded without a second tell.  Candidates asked after
@@ -105,7 +106,7 @@ class Session:
                  root: Path | None = None, resume: bool = False, time_limit_s: float | None = None,
                  stop_after_failures: int = 3, progress: Callable[[str], None] | None = None,
                  info: EvaluatorInfo | None = None, unit: str = "candidates", command: str | None = None,
-                 every_result: bool = False) -> None:
+                 every_result: bool = False, save_every_s: float = SAVE_EVERY_S) -> None:
         self.run_dir, self.proposer, self.total, self.stage = Path(run_dir), proposer, total, stage
         self.root = Path(root or run_dir)
         self.command = command or resume_command(self.root)
@@ -123,7 +124,7 @@ class Session:
         self._session_rows: list[dict] = []
         self._next_index, self._search_before, self.told_from_rows = 0, 0.0, 0
         self._replay: dict[str, tuple[str, dict]] = {}  # asked after the last save: asked again on resume
-        self._saved_at = 0.0
+        self._saved_at, self._save_every_s = 0.0, save_every_s
         self._every_result, self._last_line, self._meaning_checked = every_result, 0.0, False
         self.rate = Rate(total, len(self.recorder.rows), unit)
         self._start(resume)
@@ -308,9 +309,9 @@ class Session:
     # -- state, progress, the end -------------------------------------------------------------------------------
 
     def _save(self, throttle: bool = False) -> None:
-        """The resume state, atomically; with ``throttle`` at most every ``SAVE_EVERY_S`` seconds."""
+        """The resume state, atomically; with ``throttle`` at most every ``save_every_s`` seconds."""
         now = time.monotonic()
-        if throttle and now - self._saved_at < SAVE_EVERY_S:
+        if throttle and now - self._saved_at < self._save_every_s:
             return
         self._saved_at = now
         state = {"format": STATE_FORMAT, "stage": self.stage, "proposer": self.proposer.state_dict(),

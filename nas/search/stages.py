@@ -40,7 +40,7 @@ from ..files import atomic_write
 from . import results
 from .batches import InProcessPool, pump_batches
 from .report import write_report
-from .session import ControllerProposer, ListProposer, Session, has_state, run_pump
+from .session import SAVE_EVERY_S, ControllerProposer, ListProposer, Session, has_state, run_pump
 from .verify import read_stages, verification_plan
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ def run_search_stage(exp: Experiment, stage: str = "search", root: Path | None =
     session = Session(exp.run_dir, ControllerProposer(build_controller(exp)), exp.budget.samples, stage=stage,
                       root=root, resume=resume, time_limit_s=exp.budget.time_limit_s,
                       stop_after_failures=exp.budget.stop_after_failures, progress=progress, info=info,
-                      every_result=kind.placement(exp) == "trials")
+                      every_result=kind.placement(exp) == "trials",
+                      save_every_s=0.0 if kind.placement(exp) == "trials" else SAVE_EVERY_S)
     for text in info.warnings if info else ():
         session.warn(text)
     return run_pump(session, lambda s: score(s, exp, kind, trial_fn))
@@ -139,7 +140,7 @@ def run_verification(exp: Experiment, genotypes: list[str], seeds: list[int], ro
     items = [(g, {"seed": int(s)}) for g in genotypes for s in seeds]
     session = Session(exp.run_dir, ListProposer(items), len(items), stage=stage, root=root, resume=resume,
                       stop_after_failures=exp.budget.stop_after_failures, progress=progress, unit="trials",
-                      every_result=True)
+                      every_result=True, save_every_s=0.0)
     return run_pump(session, lambda s: score(s, exp, get_kind("proxy"), trial_fn))
 
 
