@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from nas.search.trial import load_trial_config
+    from nas.experiment.trial import load_trial_config
     from search_spaces import get_space
 
     overrides = [f"proxy.device={args.device}", *(npz_overrides(args.data) if not args.config else [])]
@@ -90,7 +90,7 @@ def main() -> None:
 
 def train_pair(index: int, genotype, short, long, cfg) -> dict:
     """Train one genotype with the short and the long recipe; the numbers the report needs."""
-    from nas.search.trial import run_trial
+    from nas.evaluators.proxy import run_trial
 
     a = run_trial(genotype, short, cfg.data, cfg.objective, cfg.target)
     b = run_trial(genotype, long, cfg.data, cfg.objective, cfg.target)

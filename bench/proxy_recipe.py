@@ -40,8 +40,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 
 def worker(args) -> None:
-    from nas.search.trial import load_trial_config
-    from nas.search.trial import run_trial
+    from nas.experiment.trial import load_trial_config
+    from nas.evaluators.proxy import run_trial
     from search_spaces import resolve_genotype
 
     overrides = [f"proxy.device={args.device}", *npz_overrides(args.data)]

@@ -36,7 +36,7 @@ from _data import ROOT, default_data, npz_overrides
 
 
 def settings(args):
-    from nas.search.trial import load_trial_config
+    from nas.experiment.trial import load_trial_config
 
     overrides = [f"proxy.epochs={args.epochs}", f"proxy.width={args.width}", f"proxy.device={args.device}",
                  *npz_overrides(args.data, holdout="0.2")]
@@ -49,8 +49,8 @@ def settings(args):
 
 
 def one_trial(data, proxy):
-    from nas.search.objective import ObjectiveConfig
-    from nas.search.trial import run_trial
+    from nas.cost.objective import ObjectiveConfig
+    from nas.evaluators.proxy import run_trial
     from search_spaces import named_genotype
 
     result = run_trial(named_genotype("b0"), proxy, data, ObjectiveConfig())
@@ -65,8 +65,8 @@ def bare_loop(data_cfg, proxy) -> float:
     import torch.nn.functional as F
 
     from efficientnet import build_model
-    from nas.proxy.data import load_data
-    from nas.proxy.config import resolve_device, use_amp, use_channels_last
+    from nas.data import load_data
+    from nas.proxy.runtime import resolve_device, use_amp, use_channels_last
     from nas.proxy.ops import make_optimizer
     from search_spaces import named_genotype
 
@@ -184,9 +184,9 @@ def fresh(args) -> None:
 
 
 def quickstart(args) -> None:
-    from nas.search.trial import load_trial_config
-    from nas.proxy.data import load_data
-    from nas.search.trial import run_trial
+    from nas.experiment.trial import load_trial_config
+    from nas.data import load_data
+    from nas.evaluators.proxy import run_trial
     from search_spaces import named_genotype
 
     cfg = load_trial_config(str(ROOT / "experiments" / "proxy_cpu.yaml"), [f"proxy.device={args.device}"])

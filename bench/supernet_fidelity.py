@@ -79,7 +79,7 @@ def main() -> None:
 
     import torch
 
-    from nas.supernet import SupernetEvaluator, load_supernet_experiment, train_supernet
+    from nas.supernet import SupernetScorer, load_supernet_experiment, train_supernet
 
     overrides = npz_overrides(args.data) + ([f"proxy.device={args.device}"] if args.device else []) + args.overrides
     exp = load_supernet_experiment(args.config, overrides)
@@ -109,7 +109,7 @@ def main() -> None:
               f"epochs); largest path {last['accuracy_largest']:.3f}, smallest {last['accuracy_smallest']:.3f}",
               flush=True)
     # calibration as this run's supernet section says (--set supernet.calib_batches=... tries other ones)
-    evaluator = SupernetEvaluator.from_checkpoint(checkpoint, device=exp.proxy.device,
+    evaluator = SupernetScorer.from_checkpoint(checkpoint, device=exp.proxy.device,
                                                   calib_batches=exp.supernet.calib_batches,
                                                   calib_batch_size=exp.supernet.calib_batch_size)
     t1 = time.perf_counter()
@@ -146,7 +146,7 @@ def standalone(exp, genotypes, args) -> None:
     """This worker's share of the standalone trainings: JSON lines on stdout."""
     from dataclasses import replace
 
-    from nas.proxy.data import load_data
+    from nas.data import load_data
     from nas.proxy.train import train_proxy
 
     data = load_data(exp.data)

@@ -48,11 +48,11 @@ def main() -> None:
     import torch
 
     from efficientnet.supernet import Supernet
-    from nas.proxy.config import resolve_device, use_amp, use_channels_last
-    from nas.proxy.data import load_data
+    from nas.proxy.runtime import resolve_device, use_amp, use_channels_last
+    from nas.data import load_data
     from nas.proxy.ops import Batcher, device_split, make_optimizer
     from nas.supernet import PathScorer, load_supernet, load_supernet_experiment
-    from nas.supernet.config import arch_options
+    from nas.experiment.supernet import arch_options
     from nas.supernet.train import train_step
     from search_spaces import get_space
 

@@ -9,7 +9,7 @@ EfficientNet-PyTorch B0.  Both run in alternating rounds of equal length; each i
 round (an equal budget; the machine's noise only slows rounds down); the ratio ours / lukemelas is
 printed (> 1: ours is faster).
 
-Section ``scaling``: ``nas.train.ray_train.fit`` on the built-in data for 1 epoch with 1 worker, then
+Section ``scaling``: ``nas.ray.train.fit`` on the built-in data for 1 epoch with 1 worker, then
 with 2 (one CPU each, gloo DDP), from a fresh local Ray each; the aggregate training images/s of the
 epoch and the speed-up 2 / 1 (the ideal on 2 idle cores is 2).
 
@@ -34,9 +34,9 @@ import _data  # noqa: F401  (puts the checkout on sys.path)
 import torch
 
 from efficientnet import model_spec, build_model
-from nas.proxy.data import DataConfig, load_data
+from nas.data import DataConfig, load_data
 from nas.proxy.ops import device_split
-from nas.train.config import TrainConfig
+from nas.experiment.train import TrainConfig
 from nas.train.loop import train_step
 from nas.train.optim import EfficientNetSchedule, ModelEma, make_optimizer
 from nas.train.pipeline import Augmenter
@@ -130,10 +130,10 @@ def models_section(args) -> dict:
 
 
 def scaling_section(args) -> dict:
-    from nas.experiment import OutputConfig
-    from nas.train.config import WorkersConfig
+    from nas.experiment.sections import OutputConfig
+    from nas.experiment.train import WorkersConfig
     from nas.train.loop import TrainJob
-    from nas.train.ray_train import fit
+    from nas.ray.train import fit
     from search_spaces import resolve_genotype
 
     result = {}

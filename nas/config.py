@@ -77,6 +77,11 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         _, vt = get_args(tp)
         return {str(k): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+    return _scalar(value, tp, path)
+
+
+def _scalar(value: Any, tp: Any, path: str) -> Any:
+    """``value`` as a bool, int, float or str (YAML's lenient spellings of numbers accepted)."""
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -179,12 +184,15 @@ def parse_yaml(text: str):
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping; a missing file, a folder, a duplicate key or a syntax error is a one-line
     :class:`ConfigError`."""
+    from .files import path_problem
+
     path = Path(path)
-    if path.is_dir():
+    problem = path_problem(path, "file")
+    if problem == "is a folder":
         raise ConfigError(f"config file {str(path)!r} is a folder; pass the path of a YAML experiment "
                           "(or a run dir with --resume)")
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a YAML experiment")
+    if problem is not None:
+        raise ConfigError(f"config file {str(path)!r} {problem}; pass the path of a YAML experiment")
     try:
         data = parse_yaml(path.read_text(encoding="utf-8", errors="replace"))
     except DuplicateKey as err:

@@ -193,19 +193,46 @@ def calibration_batch(resolution: int, samples: int = 1024, low: int = 8, high: 
     return max(low, min(high, -(-samples // (final * final))))
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict (or a checkpoint dict with a ``model`` state dict) saved by ``torch.save``."""
+def read_state_dict(path: str | Path, what: str = "--weights") -> dict:
+    """A state dict saved by ``torch.save`` (or a dict whose ``model`` is one); one ValueError line otherwise.
+
+    Says what the path is when it is not a file (a folder, a symlink loop, missing) and what the file is
+    when it is not a state dict (not readable by ``torch.load``, another object, non-tensor values).
+    """
+    from .files import path_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {str(path)!r} not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    problem = path_problem(path, "file")
+    if problem is not None:
+        raise FileNotFoundError(f"{what} {str(path)!r} {problem}; pass a weights file written by torch.save")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user mistake
+        raise ValueError(f"{what} {str(path)!r} is not a torch.save'd state dict (torch.load failed: "
+                         f"{type(err).__name__}); pass the weights.pt of a `nas train` run or a model's "
+                         "state_dict()") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (or a dict with key 'model'), got {type(state).__name__}")
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{what} {str(path)!r}: expected a state dict (or a dict with key 'model'), got "
+                         f"{type(state).__name__}{' (empty)' if isinstance(state, dict) else ''}")
+    bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise ValueError(f"{what} {str(path)!r}: expected a state dict of tensors, but {bad!r} is a "
+                         f"{type(state[bad]).__name__}; pass a model's state_dict()")
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path, what: str = "--weights") -> None:
+    """Load a state dict (or a checkpoint dict with a ``model`` state dict) saved by ``torch.save``."""
+    apply_state(model, read_state_dict(path, what), f"{what} {str(path)!r}")
+
+
+def apply_state(model: nn.Module, state: dict, where: str) -> None:
+    """``model.load_state_dict(state)``; weights of another genotype or size are one ValueError line."""
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError, TypeError, AttributeError) as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        raise ValueError(f"{path}: weights do not fit this model ({' '.join(lines[:2])}); export the "
-                         "genotype, width, depth and number of classes the weights were trained with") from None
+        raise ValueError(f"{where}: the weights do not fit this model ({' '.join(lines[:2])}); export the genotype, "
+                         "width, depth and number of classes the weights were trained with") from None

@@ -61,3 +61,37 @@ def check_writable(path: str | Path, what: str, make_folder: bool = False) -> Pa
         raise ValueError(f"{what}: cannot write in {str(folder)!r} ({err.strerror or err}); choose a writable "
                          "path") from None
     return path
+
+
+def path_problem(path: str | Path, want: str = "file") -> str | None:
+    """What is wrong with ``path`` as a ``want`` (``file`` or ``folder``), in words; None when it is one.
+
+    Names the case a user meets: "does not exist", "is a symlink loop", "is a broken symlink",
+    "is a folder" (a file was wanted), "is a file" (a folder was wanted), "cannot be read".
+    """
+    path = Path(path).expanduser()
+    try:
+        path.stat()
+    except OSError as err:
+        if path.is_symlink():
+            return "is a symlink loop" if err.errno == 40 else "is a broken symlink (its target does not exist)"
+        if err.errno == 40:  # ELOOP in a parent folder
+            return "is inside a symlink loop"
+        if err.errno == 13:
+            return "cannot be read (permission denied)"
+        return "does not exist"
+    if want == "file" and path.is_dir():
+        return "is a folder"
+    if want == "folder" and not path.is_dir():
+        return "is a file"
+    if want == "file" and not path.is_file():
+        return "is not a regular file"
+    return None
+
+
+def require_path(path: str | Path, what: str, fix: str, want: str = "file") -> Path:
+    """``path`` if it is a readable ``want``; else ValueError ``"<what> '<path>' <problem>; <fix>"``."""
+    problem = path_problem(path, want)
+    if problem is not None:
+        raise ValueError(f"{what} {str(path)!r} {problem}; {fix}")
+    return Path(path).expanduser()

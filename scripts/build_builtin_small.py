@@ -7,7 +7,7 @@ quality share their headers (JFIF, quantisation and Huffman tables, frame and sc
 stores that common prefix once (``jpeg_prefix``) and per image only the rest, concatenated:
 ``x_train_jpeg`` (flat uint8) with ``x_train_offsets`` (N + 1 int64), the same for ``x_test``; labels,
 class names and the source indices as plain arrays.  No object arrays: it loads with
-``np.load(allow_pickle=False)``; ``nas.proxy.data`` decodes it with Pillow.
+``np.load(allow_pickle=False)``; ``nas.data`` decodes it with Pillow.
 
     python scripts/build_builtin_small.py [SOURCE.npz] [OUT.npz]
 """

@@ -19,7 +19,7 @@ def local_ray():
     Modules that need other resources (fake GPUs, more CPUs) define their own ``local_ray``."""
     import ray
 
-    from nas.ray_local import start_local_ray
+    from nas.ray.local import start_local_ray
 
     start_local_ray(num_cpus=2)
     yield

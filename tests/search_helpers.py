@@ -23,8 +23,8 @@ SMALL = {
 
 
 def run_search(*args, **kwargs):
-    """``nas.driver.run_search``, imported on first use: collecting a test module must not import Ray."""
-    from nas.driver import run_search as run
+    """``nas.search.stages.run_search`` (the search stage alone), imported on first use."""
+    from nas.search.stages import run_search as run
 
     return run(*args, **kwargs)
 

@@ -1,9 +1,12 @@
-"""The house rules, read from the source: no import cycles, Ray in two modules, the CLI on top.
+"""The house rules, read from the source: no import cycles, floors that import only downwards, Ray in one room,
+the CLI on top, short functions.
 
 The import graph is built from every ``import`` statement of the project's
 packages (module level and inside functions alike: a lazy import is still a
 dependency), ``from pkg import name`` counting as an import of ``pkg.name``
-when that is a module and of ``pkg`` otherwise.
+when that is a module and of ``pkg`` otherwise.  ``FLOORS`` is the house plan of
+nas/ (the same list as ``nas/__init__.py``'s docstring): a room imports rooms on
+lower floors and itself, never a room on its own floor or above.
 """
 
 from __future__ import annotations
@@ -17,11 +20,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("search_spaces", "efficientnet", "controllers", "nas")
-#: The only modules allowed to import Ray: the drivers of nas/ (Tune trials; the scoring-actor pool; one way
-#: to start or join Ray; Ray Train of `nas train` and of the supernet) and the adapter of controllers/.
-RAY_MODULES = {"nas.driver", "nas.actor_pool", "nas.ray_local", "nas.train.ray_train", "nas.supernet.ray_train",
+#: The Ray room of nas/ (local start, Tune trials, the scoring-actor pool, Ray Train) and the Searcher adapter
+#: of controllers/: the only modules allowed to import Ray.
+RAY_ROOM = "nas.ray"
+RAY_MODULES = {"nas.ray.local", "nas.ray.tune", "nas.ray.pool", "nas.ray.train", "nas.ray.supernet",
                "controllers.ray_searcher"}
 CLI_PREFIXES = ("nas.cli", "nas.commands")
+#: The rooms of nas/, lowest floor first; a module belongs to the room of its longest matching prefix.
+FLOORS = [
+    ("nas", "nas.config", "nas.files", "nas.errors", "nas.stats", "nas.cluster", "nas.export", "nas.progress"),
+    ("nas.data",),
+    ("nas.cost",),
+    ("nas.experiment",),
+    ("nas.proxy",),
+    ("nas.supernet", "nas.train"),
+    ("nas.evaluators",),
+    ("nas.ray",),
+    ("nas.search",),
+    ("nas.cli", "nas.commands"),
+]
+#: The longest a function of nas/ may be (lines from ``def`` to its last line).
+MAX_FUNCTION_LINES = 60
 
 
 def _module_name(path: Path) -> str:
@@ -102,11 +121,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_the_project():
     graph = import_graph()
-    assert {"nas.driver", "nas.cost.target", "nas.cost.latency.lut", "controllers.ray_searcher",
+    assert {"nas.ray.tune", "nas.cost.target", "nas.cost.latency.lut", "controllers.ray_searcher",
             "efficientnet.layout"} <= set(graph)
     assert "nas.cost.target" in graph["nas.cost.latency.lut"]          # a relative import, resolved
     assert "nas.search.results" in graph["nas.search.scale_grid"]       # `from . import results`
-    assert "ray" in graph["nas.driver"]
+    assert "ray" in graph["nas.ray.tune"]
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -119,9 +138,73 @@ def test_no_import_cycles():
     assert _cycles(import_graph()) == []
 
 
-def test_ray_is_imported_only_by_the_driver_and_the_adapter():
+def test_ray_is_imported_only_inside_its_room_and_the_adapter():
     users = {m for m, deps in import_graph().items() if any(d == "ray" or d.startswith("ray.") for d in deps)}
     assert users == RAY_MODULES
+    assert all(m.startswith(RAY_ROOM + ".") for m in RAY_MODULES if m.startswith("nas."))
+
+
+def room_of(module: str) -> tuple[int, str] | None:
+    """(floor, room) of a module of nas/, by the longest room prefix that matches it."""
+    best = None
+    for floor, rooms in enumerate(FLOORS):
+        for room in rooms:
+            if module == room or module.startswith(room + ".") and room != "nas":
+                if best is None or len(room) > len(best[1]):
+                    best = (floor, room)
+    return best
+
+
+def test_every_module_of_nas_has_a_room():
+    homeless = [m for m in _modules() if m.startswith("nas") and room_of(m) is None]
+    assert homeless == []
+
+
+def test_room_finder():
+    assert room_of("nas.config") == (0, "nas.config") and room_of("nas") == (0, "nas")
+    assert room_of("nas.search.session") == (8, "nas.search") and room_of("nas.ray.tune") == (7, "nas.ray")
+    assert room_of("nas.commands.search") == (9, "nas.commands") and room_of("nas.searching") is None
+
+
+def test_no_room_of_nas_imports_its_own_floor_or_a_higher_one():
+    """The data path runs one way: config and data at the bottom, the CLI on top."""
+    offenders = []
+    for module, deps in import_graph().items():
+        mine = room_of(module)
+        if mine is None:
+            continue
+        for dep in deps:
+            theirs = room_of(dep)
+            if theirs is None or theirs[1] == mine[1]:
+                continue
+            base = mine[0] == theirs[0] == 0  # the base floor's small modules lean on each other
+            if theirs[0] > mine[0] or theirs[0] == mine[0] and not base:
+                offenders.append(f"{module} ({mine[1]}, floor {mine[0]}) imports {dep} ({theirs[1]}, floor {theirs[0]})")
+    assert offenders == []
+
+
+def test_the_floor_check_catches_an_upward_import():
+    graph = {"nas.data.datasets": {"nas.search.results"}, "nas.search.results": {"nas.data.datasets"}}
+    ups = [(m, d) for m, deps in graph.items() for d in deps if room_of(d)[0] > room_of(m)[0]]
+    assert ups == [("nas.data.datasets", "nas.search.results")]
+
+
+def long_functions(limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    out = []
+    for name, path in _modules().items():
+        if not name.startswith("nas"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    out.append(f"{name}.{node.name}: {lines} lines")
+    return out
+
+
+def test_no_function_of_nas_is_longer_than_60_lines():
+    assert long_functions() == []
+    assert long_functions(limit=5), "the length check sees the functions"
 
 
 def test_no_library_module_imports_the_cli():

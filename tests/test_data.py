@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nas.config import ConfigError, from_dict
-from nas.proxy.data import DataConfig, load_data, split_indices
+from nas.data import DataConfig, load_data, split_indices
 
 
 def _arrays(n_train=60, n_test=20, size=8, classes=3, seed=0):

@@ -19,7 +19,7 @@ from efficientnet import build_model, layer_cost, walk
 from nas.cli import main
 from nas.cost.base import CostModel, build_cost_model
 from nas.cost.target import TargetModel
-from nas.search.objective import ObjectiveConfig, reward
+from nas.cost.objective import ObjectiveConfig, reward
 from nas.cost.latency import (FORMAT, LatencyCost, LatencyTable, Measurement, MeasureSettings, MissingLayerError,
                               TableModel, build_table, cpu_threads, describe_target, fit_calibration, layer_module,
                               measure_genotypes, measure_module, model_layers, sampled_layers, space_layers, spearman,

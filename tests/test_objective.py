@@ -12,7 +12,7 @@ from nas.config import ConfigError, from_dict
 from nas.cost.analytic import MacsCost, ParamsCost
 from nas.cost.target import TargetModel
 from nas.cost.base import build_cost_model
-from nas.search.objective import ObjectiveConfig, reward
+from nas.cost.objective import ObjectiveConfig, reward
 from search_spaces import named_genotype
 
 B0_PARAMS = OFFICIAL_PARAMS[0]

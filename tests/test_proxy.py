@@ -17,12 +17,14 @@ from efficientnet import walk
 from nas.cli import main
 from nas.config import ConfigError, from_dict
 from nas.cost.target import TargetModel
-from nas.proxy.data import DataConfig, load_data
-from nas.search.objective import ObjectiveConfig, reward
-from nas.proxy.config import ProxyConfig, for_gpu_share, use_channels_last
+from nas.data import DataConfig, load_data
+from nas.cost.objective import ObjectiveConfig, reward
+from nas.experiment.proxy import ProxyConfig
+from nas.proxy.runtime import for_gpu_share, use_channels_last
 from nas.proxy.train import evaluate, train_proxy, zero_init
 from nas.proxy.ops import Batcher, device_split, lr_factor, param_groups
-from nas.search.trial import TrialResult, run_trial
+from nas.evaluators.outcome import TrialResult
+from nas.evaluators.proxy import run_trial
 from search_spaces import get_space, named_genotype
 
 B0 = named_genotype("b0")
@@ -79,7 +81,7 @@ def test_yaml_section_and_defaults():
 def test_unavailable_cuda_is_a_config_error():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    with pytest.raises(ValueError, match=r"no CUDA device is available; use device: auto or cpu"):
+    with pytest.raises(ValueError, match=r"this machine has no CUDA device; use device: auto or cpu"):
         train_proxy(B0, ProxyConfig(device="cuda"), load_data(TINY_DATA))
 
 

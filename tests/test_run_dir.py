@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from nas.config import ConfigError
-from nas.experiment import load_experiment, resolved_yaml
+from nas.evaluators.outcome import TrialResult
+from nas.experiment.load import relocated, resolved_yaml
+from nas.experiment.search import load_experiment
 from nas.search import results
-from nas.search.recorder import TrialRecorder
-from nas.search.resume import MAY_CHANGE, changes, relocated
-from nas.search.trial import TrialResult
+from nas.search.resume import MAY_CHANGE, changes
+from nas.search.session import ListProposer, Session
 from search_helpers import small
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,37 +41,45 @@ def test_a_torn_last_line_is_skipped_with_a_warning_and_the_next_row_starts_a_ne
     assert len(lines) == 4 and json.loads(lines[3])["trial_id"] == "t3"
 
 
-def test_progress_time_after_a_resume_does_not_count_the_downtime(tmp_path):
-    lines: list[str] = []
-    recorder = TrialRecorder(tmp_path, 3, lines.append, elapsed_s=100.0)
-    recorder.record("a", TrialResult("r1_k3_s11_e1_i32_o16_se0.25", "ok", reward=0.5, accuracy=0.5, macs=1))
-    saved = pickle.dumps(recorder)  # Tune's checkpoint of the recorder
+G = "r1_k3_s11_e1_i32_o16_se0.25"
+
+
+def _fixed(run_dir, n=10, resume=False, **kw) -> Session:
+    return Session(run_dir, ListProposer([(G, {"seed": i}) for i in range(n)]), n, resume=resume, **kw)
+
+
+def test_search_time_after_a_resume_does_not_count_the_downtime(tmp_path):
+    first = _fixed(tmp_path, 3)
+    (c,) = first.ask()
+    time.sleep(0.2)
+    first.record(c, TrialResult(G, "ok", reward=0.5, accuracy=0.5, macs=1))
+    first.close()
     time.sleep(1.2)                 # the search is down
-    restored = pickle.loads(saved)
-    restored.relocate(tmp_path, lines.append, 3)
-    restored.record("b", TrialResult("r1_k3_s11_e1_i32_o16_se0.25", "ok", reward=0.6, accuracy=0.6, macs=1))
-    first, second = (float(line.rsplit("| ", 1)[1].rstrip("s")) for line in lines)
-    assert 100 <= first < 101 and first <= second < first + 1.0, lines  # the 1.2 s down are not counted
+    second = _fixed(tmp_path, 3, resume=True)
+    (c,) = second.ask()
+    second.record(c, TrialResult(G, "ok", reward=0.6, accuracy=0.6, macs=1))
     rows = results.read_trials(tmp_path)
-    assert [r["index"] for r in rows] == [0, 1] and rows[1]["search_s"] < rows[0]["search_s"] + 1.0
+    assert [r["index"] for r in rows] == [0, 1]
+    assert 0.2 <= rows[0]["search_s"] <= rows[1]["search_s"] < rows[0]["search_s"] + 1.0  # the 1.2 s down: not counted
 
 
 def test_the_failure_net_needs_the_same_reason_for_the_first_trials_of_a_session(tmp_path):
-    def failed(reason):
-        return TrialResult("r1_k3_s11_e1_i32_o16_se0.25", "failed", reason=reason)
+    def fail(session, reasons):
+        for reason in reasons:
+            (c,) = session.ask()
+            session.record(c, TrialResult(G, "failed", reason=reason))
 
-    same = TrialRecorder(tmp_path / "same", 10)
-    for i in range(3):
-        assert same.stop_reason is None
-        same.record(f"s{i}", failed(f"OSError: shard {i * 7} unreadable"))  # numbers differ, the cause does not
+    same = _fixed(tmp_path / "same")
+    fail(same, [f"OSError: shard {i * 7} unreadable" for i in range(2)])
+    assert same.stop_reason is None
+    fail(same, ["OSError: shard 99 unreadable"])  # numbers differ, the cause does not
     assert same.stop_reason.startswith("search stopped: the first 3 trials all failed with: OSError: shard 0")
-    mixed = TrialRecorder(tmp_path / "mixed", 10)
-    for i, reason in enumerate(["OSError: disk", "ValueError: nan loss", "OSError: disk", "OSError: disk"]):
-        mixed.record(f"m{i}", failed(reason))
+    assert same.ask() == []  # a stopping session hands out nothing more
+    mixed = _fixed(tmp_path / "mixed")
+    fail(mixed, ["OSError: disk", "ValueError: nan loss", "OSError: disk", "OSError: disk"])
     assert mixed.stop_reason is None  # two causes: a search that goes on
-    off = TrialRecorder(tmp_path / "off", 10, stop_after_failures=0)
-    for i in range(4):
-        off.record(f"o{i}", failed("OSError: disk"))
+    off = _fixed(tmp_path / "off", stop_after_failures=0)
+    fail(off, ["OSError: disk"] * 4)
     assert off.stop_reason is None
 
 
@@ -125,7 +134,8 @@ def test_the_license_file_is_the_apache_2_text_the_package_declares():
 def test_threads_are_the_trial_cpus_unless_set():
     import torch
 
-    from nas.proxy.config import ProxyConfig, set_trial_threads, trial_threads
+    from nas.experiment.proxy import ProxyConfig
+    from nas.proxy.runtime import set_trial_threads, trial_threads
 
     assert trial_threads(ProxyConfig()) == 1 and trial_threads(ProxyConfig(), 3.0) == 3
     assert trial_threads(ProxyConfig(), 0.5) == 1 and trial_threads(ProxyConfig(threads=2), 4.0) == 2

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from nas.search import results
-from nas.experiment import load_experiment
-from nas.experiment import build_controller
-from nas.search.trial import TrialResult
+from nas.experiment.search import load_experiment
+from nas.experiment.search import build_controller
+from nas.evaluators.outcome import TrialResult
 from search_helpers import event_tags, run_search, small
 
 pytestmark = pytest.mark.ray
@@ -48,7 +48,8 @@ def test_search_writes_every_output(tmp_path):
     assert (outcome.run_dir / "pareto.csv").read_text().startswith("trial_id,accuracy,macs")
     assert (outcome.run_dir / "pareto.png").stat().st_size > 1000
     assert yaml.safe_load((outcome.run_dir / "config.yaml").read_text())["space"] == "tiny"
-    assert len(lines) == 6 and lines[-1].startswith("[6/6]")
+    trial_lines = [line for line in lines if " | c0" in line]  # one line per trial (heartbeats aside)
+    assert len(trial_lines) == 6 and trial_lines[-1].startswith("[6/6]") and "ETA" in trial_lines[-1]
     # TensorBoard: search-level scalars and per-trial curves.
     tags = event_tags(outcome.run_dir / "tensorboard")
     assert {"search/reward", "search/best_reward", "search/accuracy", "search/macs"} <= tags
@@ -121,7 +122,7 @@ def test_quarter_gpu_trials_run_four_at_a_time(tmp_path):
     peak = max(f["peak"] for f in finals)
     assert peak == 4, f"expected 4 trials at a time on one (fake) GPU, saw {peak}"
     assert {f["gpus"] for f in finals} == {"0"}  # Ray set CUDA_VISIBLE_DEVICES for every trial
-    assert {f["channels_last"] for f in finals} == {"on"}  # the layout that packs (nas.proxy.config.for_gpu_share)
+    assert {f["channels_last"] for f in finals} == {"on"}  # the layout that packs (nas.proxy.runtime.for_gpu_share)
 
 
 def _falling_accuracy(genotype, experiment, on_epoch):
@@ -139,7 +140,7 @@ def _falling_accuracy(genotype, experiment, on_epoch):
 
 
 def test_trials_stopped_by_asha_are_stopped_end_to_end(tmp_path, monkeypatch):
-    import nas.driver
+    import nas.search.stages
 
     told = []
 
@@ -154,7 +155,7 @@ def test_trials_stopped_by_asha_are_stopped_end_to_end(tmp_path, monkeypatch):
         controller.tell = spy
         return controller
 
-    monkeypatch.setattr(nas.driver, "build_controller", recording_controller)
+    monkeypatch.setattr(nas.search.stages, "build_controller", recording_controller)
     cfg = small(tmp_path, controller={"name": "random", "seed": 0}, budget={"samples": 4},
                 proxy={"epochs": 3}, resources={"max_concurrent": 1},
                 scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})

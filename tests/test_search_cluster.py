@@ -7,7 +7,7 @@ import os
 import pytest
 
 from nas.search import results
-from nas.experiment import load_experiment
+from nas.experiment.search import load_experiment
 from search_helpers import run_search, small
 
 pytestmark = pytest.mark.ray

@@ -7,7 +7,7 @@ import yaml
 
 from nas.cli import main
 from nas.config import ConfigError, from_dict, load_yaml
-from nas.experiment import Experiment, load_experiment
+from nas.experiment.search import Experiment, load_experiment
 from search_helpers import small
 
 
@@ -30,24 +30,28 @@ def test_shipped_experiments_load():
         assert text.startswith("#") and "How to run" in text and "Cost" in text, path
         raw = load_yaml(path)
         if "supernet" in raw:  # a supernet training file (nas supernet train)
-            from nas.supernet.config import SupernetExperiment
+            from nas.experiment.supernet import SupernetExperiment
 
             from_dict(SupernetExperiment, raw)
         elif "train" in raw:  # a full-recipe training file (nas train)
-            from nas.train.config import TrainExperiment
+            from nas.experiment.train import TrainExperiment
 
             from_dict(TrainExperiment, raw)
         elif "supernet" in raw:  # supernet experiments (nas supernet train) have their own sections
-            from nas.supernet.config import SupernetExperiment
+            from nas.experiment.supernet import SupernetExperiment
 
             from_dict(SupernetExperiment, raw)
         elif "grid" not in raw:  # scale-grid files are checked by their own tests
             from_dict(Experiment, raw)  # types and keys; cluster data paths need not exist here
     folder = shipped[0].parent
     load_experiment(folder / "proxy_search.yaml")  # fully checked: runs on a fresh clone
-    # The quickstart needs the supernet `make search` trains first: without it, one line naming the fix.
+    # The quickstart needs the supernet `make search` trains first: without it, one line naming the fix (checked
+    # by the evaluator before any slow work).
+    from nas.search.stages import check_before_slow_work
+
+    quick = load_experiment(folder / "quickstart.yaml", ["evaluator.checkpoint=/nonexistent/supernet.pt"])
     with pytest.raises(ConfigError, match=r"evaluator.checkpoint: .* does not exist; train one with `nas supernet"):
-        load_experiment(folder / "quickstart.yaml", ["evaluator.checkpoint=/nonexistent/supernet.pt"])
+        check_before_slow_work(quick)
     load_experiment(folder / "quickstart.yaml", ["evaluator.kind=proxy", "evaluator.checkpoint=null"])
 
 

@@ -1,6 +1,6 @@
 """A search's safety and its run dir's life: loopback-only Ray, resume where the run dir is, torn rows.
 
-One local Ray for the module, started the way ``nas search`` starts it (``nas.ray_local.start_local_ray``).
+One local Ray for the module, started the way ``nas search`` starts it (``nas.ray.local.start_local_ray``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from nas.experiment import load_experiment
+from nas.experiment.search import load_experiment
 from nas.search import results
 from net_helpers import is_loopback, listening, process_tree
 from search_helpers import run_search, small
@@ -26,7 +26,7 @@ def local_ray():
     import ray
     from ray import cloudpickle
 
-    from nas.ray_local import start_local_ray
+    from nas.ray.local import start_local_ray
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trial functions below travel by value
     start_local_ray(num_cpus=2)
@@ -101,55 +101,9 @@ def test_lost_tune_state_rebuilds_the_summary_and_continues_from_the_records(fin
     assert [r["index"] for r in rows] == list(range(5))
 
 
-def test_ctrl_c_says_interrupted_exits_130_and_a_copy_resumes_into_itself(tmp_path):
-    """Ctrl-C in a terminal: SIGINT to the search's whole process group; then the copied run dir is resumed."""
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-    import time
-
-    cfg = small(tmp_path, budget={"samples": 5}, resources={"max_concurrent": 1})
-    cfg["proxy"]["epochs"] = 3
-    config = tmp_path / "exp.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    run_dir = tmp_path / "runs" / "t"
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay < 108 bytes
-    env = dict(os.environ, RAY_TMPDIR=ray_tmp, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "nas.cli", "search", str(config)], env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not results.read_trials(run_dir):
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        time.sleep(1.0)  # the next trial is running
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert proc.returncode == 130, (out, err)
-    done = len(results.read_trials(run_dir))
-    assert 1 <= done < 5
-    assert f"nas: search interrupted after {done} of 5 trials" in err, err
-    assert f"continue it with: nas search {run_dir} --resume" in err
-    assert "\ndone:" not in out and "Tuner.restore" not in out + err, (out, err)
-    assert "You are trying to log an invalid value" not in err  # Tune's TensorBoard logger fed no list
-    assert all(r["status"] == "ok" for r in results.read_trials(run_dir)), results.read_trials(run_dir)
-
-    copy = _copy(run_dir, tmp_path / "copies")
-    original = (run_dir / results.TRIALS).read_text()
-    assert _nas("search", str(copy), "--resume") == 0
-    rows = results.read_trials(copy)
-    assert len(rows) == 5 == len({r["trial_id"] for r in rows}) and all(r["status"] == "ok" for r in rows)
-    assert (run_dir / results.TRIALS).read_text() == original  # resumed into the copy, not the original
-
-
 def _quick(genotype, experiment, on_epoch):
     """A trial in no time: reward from the genotype's MACs on the target (so the controller has a signal)."""
-    from nas.search.trial import TrialResult
+    from nas.evaluators.outcome import TrialResult
 
     on_epoch({"epoch": 1, "accuracy": 0.5, "reward": 0.5})
     return TrialResult(genotype.to_string(), "ok", accuracy=0.5, reward=0.5, macs=1_000_000, params=1, epochs=1)

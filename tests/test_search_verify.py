@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas.experiment import load_experiment
+from nas.experiment.search import load_experiment
 from nas.search import results
 from nas.search.report import PLOTS, REPORT
 from nas.search.verify import BASELINE_DIR, VERIFY_DIR, read_stages
@@ -81,7 +81,7 @@ def _check_stages(run_dir: Path, samples: int, top_k: int, seeds, reference: boo
 
 def test_supernet_evaluator_search_baseline_and_verification(tmp_path, checkpoint, local_ray, capsys):
     from nas.cli import main
-    from nas.pipeline import run_pipeline
+    from nas.search.stages import run_pipeline
 
     cfg = _config(tmp_path, {"kind": "supernet", "checkpoint": checkpoint, "workers": 2, "batch": 4}, samples=30,
                   top_k=1)
@@ -109,7 +109,7 @@ def test_supernet_evaluator_search_baseline_and_verification(tmp_path, checkpoin
 
 
 def test_proxy_evaluator_search_baseline_and_verification(tmp_path, local_ray):
-    from nas.pipeline import run_pipeline
+    from nas.search.stages import run_pipeline
 
     cfg = _config(tmp_path, {"kind": "proxy"}, samples=2, top_k=1, seeds=(0, 1), reference=None)
     exp = load_experiment(data=cfg)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    from nas.ray_local import start_local_ray
+    from nas.ray.local import start_local_ray
 
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     start_local_ray(num_cpus=2)
@@ -26,7 +26,7 @@ def local_ray():
 
 
 def test_two_workers_train_different_shards_to_identical_weights(tmp_path, local_ray):
-    from nas.supernet.ray_train import train_distributed
+    from nas.ray.supernet import train_distributed
 
     exp = load_supernet_experiment(data={
         "space": "tiny", "data": {"kind": "builtin", "holdout": 100, "train_limit": 256},

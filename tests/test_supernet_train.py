@@ -18,7 +18,7 @@ import yaml
 from efficientnet.supernet import largest_genotype, smallest_genotype
 from nas.cli import main
 from nas.config import ConfigError
-from nas.supernet import (SupernetEvaluator, load_supernet, load_supernet_experiment, read_checkpoint,
+from nas.supernet import (SupernetScorer, load_supernet, load_supernet_experiment, read_checkpoint,
                           train_supernet)
 from search_spaces import BlockGene, Genotype, get_space, named_genotype
 
@@ -86,7 +86,7 @@ def test_train_checkpoint_score_and_cli(tmp_path, one_thread, capsys):
     with pytest.raises(ConfigError, match="already holds a supernet"):
         train_supernet(exp)
 
-    evaluator = SupernetEvaluator.from_checkpoint(exp.checkpoint_path, device="cpu")
+    evaluator = SupernetScorer.from_checkpoint(exp.checkpoint_path, device="cpu")
     space = get_space("tiny")
     genotypes = [largest_genotype(space), smallest_genotype(space), space.sample(np.random.default_rng(0))]
     bad = named_genotype("b0")  # 7 blocks: not a path of the 3-block tiny space
@@ -133,6 +133,16 @@ def test_cli_train_writes_config_and_rejects_mistakes_first(tmp_path, capsys):
     assert (tmp_path / "cli" / "config.yaml").is_file() and (tmp_path / "cli" / "supernet.pt").is_file()
     assert main(["supernet", "train", str(tmp_path / "cli"), "--resume", "--set", "supernet.epochs=2"]) == 0
     assert read_checkpoint(tmp_path / "cli" / "supernet.pt")["meta"]["epoch"] == 2
+    out = capsys.readouterr().out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert epoch_lines == [line for line in epoch_lines if line.startswith("epoch   2/2")] and len(epoch_lines) == 1, out
+    assert "ETA" in epoch_lines[0]  # each epoch once, with its ETA
+    from search_helpers import event_tags
+
+    assert {"supernet/loss", "supernet/accuracy_largest", "supernet/accuracy_smallest", "supernet/lr"} <= \
+        event_tags(tmp_path / "cli" / "tensorboard")
+    metrics = [json.loads(line) for line in (tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
 
 
 def _epoch_of(path: Path) -> int:
@@ -212,13 +222,13 @@ def test_a_genotype_that_breaks_the_walk_is_a_failed_score(tmp_path, monkeypatch
     data = _cfg(tmp_path, name="x")
     exp = load_supernet_experiment(data=data)
     from nas.supernet.checkpoint import save_checkpoint
-    from nas.supernet.config import arch_options
+    from nas.experiment.supernet import arch_options
     from nas.supernet.train import _meta
     from efficientnet.supernet import Supernet
 
     net = Supernet(get_space("tiny"), **arch_options(exp, 10))
     save_checkpoint(exp.checkpoint_path, net, None, _meta(exp, net, 1, [], 1))
-    evaluator = SupernetEvaluator.from_checkpoint(exp.checkpoint_path, device="cpu")
+    evaluator = SupernetScorer.from_checkpoint(exp.checkpoint_path, device="cpu")
 
     def boom(self, genotype):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nas.tables import BenchmarkTable, load_table
+from nas.data.tables import BenchmarkTable, load_table
 from search_spaces import get_space, named_genotype
 
 RAW = __import__("pathlib").Path(__file__).resolve().parents[1] / "nas/builtin/nas-bench-macro/nas-bench-macro_cifar10.json"

@@ -77,7 +77,7 @@ def test_resume_continues_exactly(tmp_path, ema_run):
 def test_export_trained_checkpoint_matches_torch(ema_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from nas.cli import main
-    from nas.proxy.data import load_data
+    from nas.data import load_data
     from nas.export import onnx_session
 
     run_dir, _ = ema_run

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nas.config import ConfigError
-from nas.train.config import ModelConfig, TrainConfig, load_train_experiment
+from nas.experiment.train import ModelConfig, TrainConfig, load_train_experiment
 from nas.train.optim import EfficientNetSchedule, ModelEma, RMSpropTF, param_groups
 
 
@@ -126,7 +126,7 @@ def test_dropout_comes_from_the_coefficient_table(name, dropout):
 
 def test_cli_scale_options():
     from nas.commands.train import model_config, scale
-    from nas.train.config import TrainExperiment
+    from nas.experiment.train import TrainExperiment
 
     exp = TrainExperiment()
 
@@ -169,4 +169,4 @@ def test_cli_user_mistakes_exit_2(tmp_path, capsys):
     assert main(["train", "r9_bad", str(cfg)]) == 2
     assert main(["train", "b0", str(tmp_path / "none.yaml")]) == 2
     assert main(["train", "b0", str(cfg), "--resume"]) == 2
-    assert "--resume: no checkpoint" in capsys.readouterr().err
+    assert "--resume: no training at" in capsys.readouterr().err

@@ -61,7 +61,8 @@ def _dup_keys(tmp: Path) -> str:
 
 def _finished_run(tmp: Path) -> Path:
     """A run dir as `nas search` leaves it (config.yaml and trials.jsonl; no Tune state needed here)."""
-    from nas.experiment import load_experiment, resolved_yaml
+    from nas.experiment.load import resolved_yaml
+    from nas.experiment.search import load_experiment
 
     exp = load_experiment(data=small(tmp, budget={"samples": 3}))
     exp.run_dir.mkdir(parents=True)
@@ -92,6 +93,75 @@ def _file(tmp: Path) -> str:
     return str(path)
 
 
+def _checkpoint(tmp: Path, width: float = 0.25, drop: tuple[str, ...] = (), bad_tensor: bool = False) -> str:
+    """A (untrained) supernet checkpoint that fits ``small()``'s experiment -- unless told otherwise."""
+    import torch
+
+    from efficientnet.supernet import Supernet
+    from nas.config import to_dict
+    from nas.data import DataConfig
+    from nas.experiment.proxy import ProxyConfig
+    from nas.experiment.supernet import SupernetConfig
+    from nas.supernet.checkpoint import save_checkpoint
+    from search_spaces import get_space
+
+    net = Supernet(get_space("tiny"), width=width, depth=1.0, resolution=16, stem_stride=1, num_classes=10)
+    cfg = small(tmp)
+    meta = {"space": "tiny", "arch": dict(net.options), "data": to_dict(DataConfig(**cfg["data"])),
+            "proxy": to_dict(ProxyConfig(**cfg["proxy"])), "supernet": to_dict(SupernetConfig()), "epoch": 1,
+            "epochs": 1, "history": []}
+    for key in drop:
+        meta.pop(key)
+    path = tmp / "supernet.pt"
+    save_checkpoint(path, net, None, meta)
+    if bad_tensor:
+        payload = torch.load(path, weights_only=True)
+        name = next(k for k, v in payload["model"].items() if v.dim() == 4)
+        payload["model"][name] = torch.zeros(3, 3, 3, 3)
+        torch.save(payload, path)
+    return str(path)
+
+
+def _loop(tmp: Path, name: str = "loop") -> str:
+    """A symlink loop: ``name`` -> ``name``.2 -> ``name``."""
+    import os
+
+    os.symlink(tmp / f"{name}.2", tmp / name)
+    os.symlink(tmp / name, tmp / f"{name}.2")
+    return str(tmp / name)
+
+
+def _supernet_exp(tmp: Path, checkpoint: str, **sections) -> str:
+    return _exp(tmp, evaluator={"kind": "supernet", "checkpoint": checkpoint, "workers": 1}, **sections)
+
+
+def _stage_folder(tmp: Path) -> str:
+    run_dir = _finished_run(tmp)
+    (run_dir / "stages.json").write_text(json.dumps({"done": ["search"], "verify": None}))
+    (run_dir / "baseline").mkdir()
+    (run_dir / "baseline" / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    return str(run_dir / "baseline")
+
+
+def _weights(tmp: Path, obj) -> str:
+    import torch
+
+    path = tmp / "w.pt"
+    torch.save(obj, path)
+    return str(path)
+
+
+def _train_yaml(tmp: Path) -> str:
+    path = tmp / "train.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 1, "batch_size": 32}, "data": {"kind": "builtin"},
+                                    "output": {"dir": str(tmp / "runs"), "name": "t"}}))
+    return str(path)
+
+
+def _export(t: Path, *extra: str) -> list[str]:
+    return ["export", "b0", "--resolution", "32", "--onnx", str(t / "m.onnx"), *extra]
+
+
 #: (id, argv builder, a piece of the expected line)
 CASES = [
     # output paths, checked before the work starts
@@ -107,7 +177,7 @@ CASES = [
     ("--weights not a state dict", lambda t: ["export", "b0", "--resolution", "32", "--onnx", str(t / "m.onnx"),
                                               "--weights", _not_state_dict(t)], "expected a state dict"),
     ("controller.max_tries 0", lambda t: ["search", _exp(t), "--set", "controller.max_tries=0"],
-     "controller.max_tries: must be an integer > 0"),
+     "controller.max_tries must be an integer > 0, got 0"),
     ("controller.max_tries < 0", lambda t: ["search", _exp(t), "--set", "controller.max_tries=-3",
                                            "--set", "controller.cost_max=1e12"], "controller.max_tries"),
     ("duplicate YAML key", lambda t: ["search", _dup_keys(t)], "key 'budget' is given twice"),
@@ -140,18 +210,88 @@ CASES = [
                                              "budget.samples=2"], "budget.samples may only grow"),
     ("resume where no search is", lambda t: ["search", _exp(t), "--resume"], "--resume: no search at"),
     ("run dir without --resume", lambda t: ["search", str(_finished_run(t))], "is a folder"),
+    ("--resume on a stage folder", lambda t: ["search", _stage_folder(t), "--resume"],
+     "is the baseline stage of the run"),
+    # values out of range, checked at load
+    ("target.width 100", lambda t: ["search", _exp(t, target={"width": 100})],
+     "target: width multiplier must be in (0, 8], got 100"),
+    ("target.resolution 100000", lambda t: ["search", _exp(t, target={"resolution": 100000})],
+     "target: resolution must be in [8, 4096] pixels"),
+    ("proxy.resolution 100000", lambda t: ["search", _exp(t, proxy={"resolution": 100000})],
+     "proxy.resolution must be in [8, 4096] pixels"),
+    ("budget.samples 0", lambda t: ["search", _exp(t, budget={"samples": 0})], "budget.samples must be an integer >= 1"),
+    ("resources.max_concurrent 0", lambda t: ["search", _exp(t, resources={"max_concurrent": 0})],
+     "resources.max_concurrent must be an integer >= 1"),
+    ("evaluator.device gpu", lambda t: ["search", _exp(t), "--set", "evaluator.device=gpu"],
+     "evaluator.device must be auto, cpu, cuda or cuda:N"),
+    ("nas train --phi 100", lambda t: ["train", "b0", _train_yaml(t), "--phi", "100"],
+     "--phi 100: width multiplier must be in (0, 8], got 13780.6"),
+    ("nas train --model b99", lambda t: ["train", "b0", _train_yaml(t), "--model", "efficientnet-b99"],
+     "model.name must be one of efficientnet-b0, efficientnet-b1"),
+    ("nas show --model b99", lambda t: ["show", "b0", "--model", "b99"], "is not a model of the coefficient table"),
+    # paths that are not what they must be: the message says what they are
+    ("config is a symlink loop", lambda t: ["search", _loop(t)], "is a symlink loop"),
+    ("cifar10 data.path is a file", lambda t: ["search", _exp(t, data={"kind": "cifar10", "path": _file(t)})],
+     "is a file; fix the path"),
+    # a supernet checkpoint, checked against the experiment before Ray starts
+    ("evaluator.checkpoint is a symlink loop", lambda t: ["search", _supernet_exp(t, _loop(t, "sn.pt"))],
+     "is a symlink loop"),
+    ("evaluator.checkpoint is a folder", lambda t: ["search", _supernet_exp(t, str(t))], "is a folder"),
+    ("evaluator.checkpoint is not a checkpoint", lambda t: ["search", _supernet_exp(t, _text_file(t, "s.pt"))],
+     "is not a supernet checkpoint"),
+    ("checkpoint without metadata keys", lambda t: ["search", _supernet_exp(t, _checkpoint(t, drop=("history",)))],
+     "its metadata lacks history"),
+    ("checkpoint tensors of other sizes", lambda t: ["search", _supernet_exp(t, _checkpoint(t, bad_tensor=True))],
+     "has shape [3, 3, 3, 3] but the recorded sizes"),
+    ("supernet of another width", lambda t: ["search", _supernet_exp(t, _checkpoint(t, width=0.5))],
+     "proxy: the supernet was trained at width 0.5 (experiment: proxy.width 0.25)"),
+    ("evaluator.kind supernet without checkpoint", lambda t: ["search", _exp(t, evaluator={"kind": "supernet"})],
+     "evaluator.checkpoint: required with evaluator.kind 'supernet'"),
+    ("supernet eval of tensors of other sizes", lambda t: ["supernet", "eval", _checkpoint(t, bad_tensor=True), "b0"],
+     "has shape [3, 3, 3, 3]"),
+    # weights that are not a state dict of the genotype
+    ("--weights a text file", lambda t: _export(t, "--weights", _text_file(t, "w.pt")),
+     "is not a torch.save'd state dict"),
+    ("--weights not tensors", lambda t: _export(t, "--weights", _weights(t, {"a": 1})),
+     "expected a state dict of tensors, but 'a' is a int"),
+    ("--weights a folder", lambda t: _export(t, "--weights", str(t)), "is a folder"),
+    ("--weights a symlink loop", lambda t: _export(t, "--weights", _loop(t, "w.pt")), "is a symlink loop"),
+    ("--weights of another model", lambda t: _export(t, "--weights", _weights(t, {"conv.weight": __import__(
+        "torch").zeros(1)})), "the weights do not fit this model"),
 ]
+
+#: Cases that need a machine without CUDA (they check that a cuda device is refused there).
+NO_CUDA = [
+    ("evaluator.device cuda without a GPU", lambda t: ["search", _supernet_exp(t, _checkpoint(t)), "--set",
+                                                       "evaluator.device=cuda"],
+     "evaluator.device: cuda, but this machine has no CUDA GPU"),
+    ("supernet train proxy.device cuda without a GPU", lambda t: ["supernet", "train", _supernet_yaml(t), "--set",
+                                                                  "proxy.device=cuda"],
+     "proxy.device: cuda, but this machine has no CUDA GPU"),
+]
+
+
+def _supernet_yaml(tmp: Path) -> str:
+    path = tmp / "sn.yaml"
+    cfg = small(tmp)
+    path.write_text(yaml.safe_dump({"space": "tiny", "data": cfg["data"], "proxy": cfg["proxy"],
+                                    "supernet": {"epochs": 1, "batch_size": 64}, "output": cfg["output"]}))
+    return str(path)
 
 
 def _params():
     import importlib.util
 
-    from nas.experiment import DASHBOARD_PACKAGES
+    from nas.experiment.search import DASHBOARD_PACKAGES
+
+    import torch
 
     have_dashboard = all(importlib.util.find_spec(m) for m in DASHBOARD_PACKAGES)
-    for name, build, expected in CASES:
+    for name, build, expected in CASES + NO_CUDA:
         marks = [pytest.mark.skip(reason="the dashboard packages are installed here")] \
             if "dashboard" in name and have_dashboard else []
+        if (name, build, expected) in NO_CUDA and torch.cuda.is_available():
+            marks = [pytest.mark.skip(reason="this machine has a CUDA GPU")]
         yield pytest.param(build, expected, id=name, marks=marks)
 
 
@@ -169,10 +309,11 @@ def test_bad_input_is_one_clean_line(build, expected, tmp_path, capsys, monkeypa
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("nas: error: ") and expected in lines[0], lines[0]
     assert elapsed < 15, f"{elapsed:.1f} s: the check is not before the slow work"
+    assert not ("ray" in sys.modules and sys.modules["ray"].is_initialized()), "Ray was started"
 
 
 def test_joining_a_cluster_gives_up_within_30_s_by_default():
-    from nas.experiment import RayConfig
+    from nas.experiment.sections import RayConfig
 
     assert RayConfig().connect_timeout_s <= 30
 

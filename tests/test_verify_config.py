@@ -54,12 +54,14 @@ def test_top_genotypes_are_distinct_and_ordered_by_search_reward():
 @pytest.mark.parametrize("override, needle", [
     ("evaluator.kind=supernet", "evaluator.checkpoint: required with evaluator.kind 'supernet'"),
     ("evaluator.checkpoint=/nonexistent.pt", "evaluator.checkpoint: only used with evaluator.kind 'supernet'"),
-    ("evaluator.workers=0", "evaluator.workers: must be an integer >= 1"),
+    ("evaluator.workers=-1", "evaluator.workers must be an integer >= 0 (0: in the driver process), got -1"),
+    ("evaluator.batch=0", "evaluator.batch must be an integer >= 1, got 0"),
+    ("evaluator.device=gpu", "evaluator.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
     ("baseline=grid", "baseline: 'grid' is not allowed"),
-    ("verify.seeds=[]", "verify.seeds: give at least one seed"),
-    ("verify.seeds=[1,1]", "verify.seeds: distinct integers"),
+    ("verify.seeds=[]", "verify.seeds must be at least one seed, got []"),
+    ("verify.seeds=[1,1]", "verify.seeds must be distinct integers >= 0, got [1, 1]"),
     ("verify.reference=b9", "verify.reference:"),
-    ("verify.top_k=-1", "verify.top_k: must be an integer >= 0"),
+    ("verify.top_k=-1", "verify.top_k must be an integer >= 0 (0 skips verification), got -1"),
 ])
 def test_config_mistakes_are_one_line_exit_2(tmp_path, capsys, override, needle):
     config = "experiments/proxy_search.yaml"
@@ -76,7 +78,8 @@ def test_supernet_of_another_space_or_data_is_refused(tmp_path, capsys):
     from search_spaces import get_space
 
     arch = dict(width=0.25, depth=0.5, resolution=16, stem_stride=2, num_classes=10)
-    meta = {"space": "tiny", "arch": arch, "data": {"kind": "builtin", "holdout": 100}, "proxy": {}, "supernet": {}}
+    meta = {"space": "tiny", "arch": arch, "data": {"kind": "builtin", "holdout": 100}, "proxy": {}, "supernet": {},
+            "epoch": 1, "epochs": 1, "history": []}
     path = tmp_path / "supernet.pt"
     save_checkpoint(path, Supernet(get_space("tiny"), **arch), None, meta)
     base = ["search", "experiments/proxy_search.yaml", "--set", "evaluator.kind=supernet", "--set",
@@ -88,7 +91,7 @@ def test_supernet_of_another_space_or_data_is_refused(tmp_path, capsys):
 
 
 def test_builtin_small_data_is_real_cifar10_stored_compactly():
-    from nas.proxy.data import BUILTINS, DataConfig, load_data
+    from nas.data import BUILTINS, DataConfig, load_data
 
     path = BUILTINS["small"]
     assert path.stat().st_size <= 10 * 2 ** 20

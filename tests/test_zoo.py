@@ -220,7 +220,7 @@ def test_show_frame_options_and_target_config(capsys):
                              "stem_stride": 2, "activation": "silu", "se_activation": None}
     assert data["genotype"].endswith(",head1280_fixed") and data["stages"][-1]["out"] == 1280
     assert data["params"] == count_spec(model_spec(named_genotype("b0").with_frame(head_scaling="fixed"), width=0.5))[0]
-    from nas.experiment import load_experiment
+    from nas.experiment.search import load_experiment
 
     exp = load_experiment(data={"target": {"stem": 16, "head": 1984, "head_scaling": "fixed"}})
     g = named_genotype("b0")

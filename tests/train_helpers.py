@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from nas.proxy.data import DataConfig
-from nas.train.config import TrainConfig
+from nas.data import DataConfig
+from nas.experiment.train import TrainConfig
 from nas.train.loop import TrainJob
 from search_spaces import resolve_genotype
 

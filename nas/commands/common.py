@@ -1,4 +1,7 @@
-"""Helpers shared by the CLI commands: model options, number parsing, output."""
+"""Helpers shared by the CLI commands: model options, number parsing, output.
+
+Nothing here imports torch at module level: ``nas CMD --help`` must answer at once (see ``nas.cli``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import math
 import sys
 from typing import Any
 
-from efficientnet import COEFFICIENTS, NUM_CLASSES, ModelSpec, model_spec
+#: What ``--model`` accepts (checked against ``efficientnet.COEFFICIENTS`` when the command runs).
+MODEL_HELP = "efficientnet-b0 .. efficientnet-b7 (+ b8, l2)"
 
 
 def positive_float(text: str) -> float:
@@ -49,12 +53,23 @@ def add_run_options(parser: argparse.ArgumentParser, example: str, ray: bool = T
                             help="join an existing Ray cluster (e.g. auto, or ray://host:10001)")
 
 
+def model_name(text: str) -> str:
+    """``--model``: a row of the official coefficient table (an unknown name lists the known ones)."""
+    from efficientnet import COEFFICIENTS
+
+    if text not in COEFFICIENTS:
+        raise ValueError(f"--model {text!r} is not a model of the coefficient table; choose one of "
+                         f"{', '.join(COEFFICIENTS)}")
+    return text
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("genotype", metavar="NAME_OR_GENOTYPE",
                         help="a named genotype (b0, mnasnet-a1), a TF block string, a timm arch string or a "
                              "search run directory (its best.yaml genotype)")
-    parser.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
-                        help="official coefficients (width, depth, resolution, dropout); default efficientnet-b0")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help=f"official coefficients (width, depth, resolution, dropout): {MODEL_HELP}; default "
+                             "efficientnet-b0")
     parser.add_argument("--width", type=positive_float, default=None, help="width multiplier")
     parser.add_argument("--depth", type=positive_float, default=None, help="depth multiplier")
     parser.add_argument("--resolution", type=positive_int, default=None, help="input resolution")
@@ -62,16 +77,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_num_classes(parser) -> None:
-    parser.add_argument("--num-classes", type=positive_int, default=NUM_CLASSES,
-                        help=f"classifier outputs (default {NUM_CLASSES})")
+    parser.add_argument("--num-classes", type=positive_int, default=None,
+                        help="classifier outputs (default: ImageNet's 1000, efficientnet.NUM_CLASSES)")
 
 
-def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+def num_classes(args: argparse.Namespace) -> int:
+    from efficientnet import NUM_CLASSES
+
+    return NUM_CLASSES if args.num_classes is None else args.num_classes
+
+
+def spec_from_args(args: argparse.Namespace):
     """The model of the options; the genotype may also be a run directory (its best.yaml)."""
+    from efficientnet import model_spec
     from nas.search.results import resolve_genotype_or_run
 
-    return model_spec(resolve_genotype_or_run(args.genotype), model=args.model, width=args.width, depth=args.depth,
-                      resolution=args.resolution, num_classes=args.num_classes)
+    model = None if args.model is None else model_name(args.model)
+    return model_spec(resolve_genotype_or_run(args.genotype), model=model, width=args.width, depth=args.depth,
+                      resolution=args.resolution, num_classes=num_classes(args))
 
 
 def print_json(obj: Any) -> None:

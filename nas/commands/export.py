@@ -14,36 +14,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from efficientnet import COEFFICIENTS, build_model, count_spec, model_spec
-from nas.search.results import resolve_genotype_or_run
-from nas.export import (DEFAULT_OPSET, MAX_OPSET, calibrate_batchnorm, calibration_batch, check_opset,
-                        check_output_path, compare_onnx, export_onnx, load_weights, onnxruntime, require_onnx)
-from nas.train.checkpoint import is_train_run, load_trained
-
-from .common import add_num_classes, human, positive_float, positive_int, print_json
+from .common import MODEL_HELP, add_num_classes, human, model_name, num_classes, positive_float, positive_int, print_json
 
 #: Largest |onnxruntime - torch| / max(1, |logits|) that --check accepts (float32 on CPU: ~1e-6).
 CHECK_TOLERANCE = 1e-4
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a (scaled) model to ONNX",
-                       description="Build a genotype at a width, depth and resolution and write it as ONNX "
-                                   f"(opset >= {DEFAULT_OPSET}, dynamic batch, input 'input', output 'logits').")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Build a genotype at a width, depth and resolution and write it as ONNX (dynamic batch, input "
+                     "'input', output 'logits').  Without --weights (or a training run dir) the weights are random: "
+                     "the output line says so.")
     p.add_argument("genotype", metavar="GENOTYPE_OR_RUN_DIR",
                    help="b0, mnasnet-a1, a block string, a search run directory (its best.yaml genotype), or a "
                         "`nas train` run directory (its model.yaml and trained weights.pt)")
-    p.add_argument("--model", choices=sorted(COEFFICIENTS), default=None,
-                   help="official coefficients (width, depth, resolution); default efficientnet-b0")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help=f"official coefficients (width, depth, resolution): {MODEL_HELP}; default efficientnet-b0")
     p.add_argument("--width", type=positive_float, default=None, help="width multiplier (overrides --model)")
     p.add_argument("--depth", type=positive_float, default=None, help="depth multiplier (overrides --model)")
     p.add_argument("--resolution", type=positive_int, default=None, help="input resolution (overrides --model)")
     add_num_classes(p)
     p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset, {DEFAULT_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset (default: nas.export.DEFAULT_OPSET, 17; up to the newest your torch exports)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="a torch.save'd state dict (or {'model': state dict}) to export instead of random weights; "
                         "with a training run dir: another weights file or a checkpoint folder RUN_DIR/epoch_NNNN")
@@ -54,38 +46,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    check_opset(args.opset)
-    require_onnx()
-    if args.check:
-        onnxruntime("--check")
-    check_output_path(args.onnx)
-    gen = torch.Generator().manual_seed(0)
+def _model(args: argparse.Namespace, gen):
+    """(module, spec, genotype, where the weights came from) of the arguments."""
+    import torch
+
+    from efficientnet import build_model, model_spec
+    from nas.export import calibrate_batchnorm, calibration_batch, load_weights
+    from nas.search.results import resolve_genotype_or_run
+    from nas.train.checkpoint import WEIGHTS, is_train_run, load_trained
+
     if is_train_run(args.genotype):  # a `nas train` run dir: its model record and trained weights
         given = [f"--{n.replace('_', '-')}" for n in ("model", "width", "depth", "resolution")
                  if getattr(args, n) is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: a training run dir fixes the model; drop the option(s)")
         model, spec = load_trained(args.genotype, args.weights)
-        genotype = spec.genotype
-    else:
-        genotype = resolve_genotype_or_run(args.genotype)
-        spec = model_spec(genotype, model=args.model, width=args.width, depth=args.depth,
-                          resolution=args.resolution, num_classes=args.num_classes)
-        model = build_model(spec)
-        if args.weights:
-            load_weights(model, args.weights)
-        else:  # random weights: give BatchNorm real statistics so the outputs (and --check) are not ~1e-10
-            calibration = torch.randn(calibration_batch(spec.resolution), 3, spec.resolution, spec.resolution,
-                                      generator=gen)
-            calibrate_batchnorm(model, calibration)
+        return model, spec, spec.genotype, f"trained weights from {args.weights or f'{args.genotype}/{WEIGHTS}'}"
+    genotype = resolve_genotype_or_run(args.genotype)
+    spec = model_spec(genotype, model=None if args.model is None else model_name(args.model), width=args.width,
+                      depth=args.depth, resolution=args.resolution, num_classes=num_classes(args))
+    model = build_model(spec)
+    if args.weights:
+        load_weights(model, args.weights)
+        return model, spec, genotype, f"weights from {args.weights}"
+    # random weights: give BatchNorm real statistics so the outputs (and --check) are not ~1e-10
+    calibration = torch.randn(calibration_batch(spec.resolution), 3, spec.resolution, spec.resolution, generator=gen)
+    calibrate_batchnorm(model, calibration)
+    return model, spec, genotype, "RANDOM weights (untrained; pass --weights FILE or a `nas train` run dir)"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from efficientnet import count_spec
+    from nas.export import (DEFAULT_OPSET, check_opset, check_output_path, compare_onnx, export_onnx, onnxruntime,
+                            require_onnx)
+
+    args.opset = DEFAULT_OPSET if args.opset is None else args.opset
+    check_opset(args.opset)
+    require_onnx()
+    if args.check:
+        onnxruntime("--check")
+    check_output_path(args.onnx)
+    gen = torch.Generator().manual_seed(0)
+    model, spec, genotype, weights = _model(args, gen)
     check_inputs = torch.randn(2, 3, spec.resolution, spec.resolution, generator=gen)
     path = export_onnx(model, args.onnx, spec.resolution, opset=args.opset)
     params, macs = count_spec(spec)
     info = {"onnx": str(path), "opset": args.opset, "input_shape": ["batch", 3, spec.resolution, spec.resolution],
             "genotype": genotype.to_string(), "width": spec.width, "depth": spec.depth,
             "resolution": spec.resolution, "num_classes": spec.num_classes, "params": params, "macs": macs,
-            "bytes": path.stat().st_size}
+            "bytes": path.stat().st_size, "weights": weights, "random_weights": weights.startswith("RANDOM")}
     comparison = None
     if args.check:
         comparison = compare_onnx(path, model, check_inputs)
@@ -95,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         print(f"wrote {path} (opset {args.opset}, input batch x 3 x {spec.resolution} x {spec.resolution}, "
-              f"{human(info['bytes'])}B)")
+              f"{human(info['bytes'])}B) with {weights}")
         print(f"width {spec.width:g}, depth {spec.depth:g}, params {params:,}, MACs {human(macs)}")
         if comparison is not None:
             print(f"onnxruntime vs PyTorch: max abs diff {comparison.max_abs_diff:.3g} on logits up to "

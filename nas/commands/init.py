@@ -11,11 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("init", help="copy the shipped experiment YAMLs into DIR/experiments",
-                       description="Copy the experiment YAMLs that ship with effnas (quickstart, the paper's "
-                                   "settings, the grid searches) into DIR/experiments; then run e.g. "
-                                   "`nas search experiments/quickstart.yaml` in DIR.  Existing files are kept.")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Copy the experiment YAMLs that ship with effnas (quickstart, the paper's "
+                     "settings, the grid searches) into DIR/experiments; then run e.g. "
+                     "`nas search experiments/quickstart.yaml` in DIR.  Existing files are kept.")
     p.add_argument("dir", metavar="DIR", nargs="?", default=".", help="where to create experiments/ (default .)")
     p.set_defaults(func=run)
 
@@ -49,5 +48,55 @@ def run(args: argparse.Namespace) -> int:
     print(f"{target}: copied {len(copied)} experiment(s)" + (f", kept {len(kept)} existing" if kept else ""))
     for name in copied:
         print(f"  {name}")
-    print(f"next: cd {Path(args.dir).expanduser()} && nas search experiments/quickstart.yaml")
+    print(f"next, in {Path(args.dir).expanduser()}, in this order:")
+    for command, what in next_commands(target):
+        print(f"  {command:<62} # {what}")
     return 0
+
+
+QUICKSTART = "quickstart.yaml"
+
+
+def next_commands(folder: Path) -> list[tuple[str, str]]:
+    """The commands that run the quickstart from ``folder`` (DIR/experiments), in order, read from its YAMLs.
+
+    A quickstart scored by a supernet needs that supernet first: the shipped YAML whose run dir holds the
+    quickstart's ``evaluator.checkpoint`` is trained before the search.
+    """
+    import yaml
+
+    try:
+        quick = yaml.safe_load((folder / QUICKSTART).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        quick = None
+    quick = quick if isinstance(quick, dict) else {}  # a user's own (kept) quickstart.yaml may be anything
+    output = quick.get("output") if isinstance(quick.get("output"), dict) else {}
+    run = f"{output.get('dir', 'runs')}/{output.get('name', 'search')}"
+    steps = []
+    evaluator = quick.get("evaluator") if isinstance(quick.get("evaluator"), dict) else {}
+    if evaluator.get("kind") == "supernet":
+        checkpoint = str(evaluator.get("checkpoint", ""))
+        maker = _supernet_yaml_for(folder, checkpoint)
+        steps.append((f"nas supernet train experiments/{maker}" if maker else
+                      f"nas supernet train SUPERNET.yaml  (writes {checkpoint})", "train the quickstart's supernet"))
+    steps += [(f"nas search experiments/{QUICKSTART}", "search, random baseline, verification, report"),
+              (f"nas results {run}", "the summary again, at any time (no Ray)")]
+    return steps
+
+
+def _supernet_yaml_for(folder: Path, checkpoint: str) -> str | None:
+    import yaml
+
+    for f in sorted(folder.glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("supernet"), dict) \
+                or not isinstance(doc.get("output"), dict):
+            continue
+        out = doc["output"]
+        made = f"{out.get('dir', 'runs')}/{out.get('name', 'supernet')}/{(doc['supernet'] or {}).get('checkpoint', 'supernet.pt')}"
+        if Path(made) == Path(checkpoint):
+            return f.name
+    return None

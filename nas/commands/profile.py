@@ -11,60 +11,68 @@ import argparse
 import logging
 import time
 
-from search_spaces import get_space, list_spaces, resolve_genotype
-
 from nas.cost.latency.measure import BACKENDS, DTYPES, MeasureSettings
-from nas.cost.target import TargetModel
+
 from .common import int_at_least, positive_float, positive_int, print_json, print_table
 
 log = logging.getLogger(__name__)
 
 
 _count = int_at_least(0)
-#: The defaults of the options: the library's, never retyped here.
-_M, _T = MeasureSettings(), TargetModel()
+#: The defaults of the measurement options: the library's, never retyped here (no torch imported for them).
+_M = MeasureSettings()
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="latency tables for a device: build, validate, measure",
-                       description="Measure a per-layer latency lookup table on a target (PyTorch CPU, CUDA, "
-                                   "ONNX Runtime), check its predictions against end-to-end measurements, or "
-                                   "measure one model.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Measure a per-layer latency lookup table on a target (PyTorch CPU, CUDA, "
+                     "ONNX Runtime), check its predictions against end-to-end measurements, or "
+                     "measure one model.")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", metavar="LUT", help="build a table and write it here (.json, or .yaml)")
     mode.add_argument("--validate", metavar="LUT", help="measure random genotypes end to end against this table")
     mode.add_argument("--measure", metavar="NAME_OR_GENOTYPE", help="measure one genotype's model end to end")
 
     t = p.add_argument_group("target (for --out and --measure; --validate uses the table's)")
-    t.add_argument("--target", choices=list(BACKENDS), default=_M.backend, help="runtime")
-    t.add_argument("--threads", type=positive_int, default=_M.threads, help="intra-op CPU threads")
-    t.add_argument("--batch", type=positive_int, default=_M.batch, help="batch size of a measured pass")
-    t.add_argument("--dtype", choices=list(DTYPES), default=_M.dtype, help="precision (cpu, cuda)")
-    t.add_argument("--device", type=_count, default=_M.device, help="CUDA device index")
-    t.add_argument("--warmup", type=_count, default=_M.warmup, help="untimed passes before each round")
-    t.add_argument("--repeats", type=positive_int, default=_M.repeats, help="timed passes per round")
-    t.add_argument("--rounds", type=positive_int, default=_M.rounds, help="rounds, interleaved across modules")
+    t.add_argument("--target", choices=list(BACKENDS), default=_M.backend, help="runtime (default %(default)s)")
+    t.add_argument("--threads", type=positive_int, default=_M.threads, help="intra-op CPU threads (default %(default)s)")
+    t.add_argument("--batch", type=positive_int, default=_M.batch,
+                   help="batch size of a measured pass (default %(default)s)")
+    t.add_argument("--dtype", choices=list(DTYPES), default=_M.dtype, help="precision, cpu and cuda (default %(default)s)")
+    t.add_argument("--device", type=_count, default=_M.device, help="CUDA device index (default %(default)s)")
+    t.add_argument("--warmup", type=_count, default=_M.warmup,
+                   help="untimed passes before each round (default %(default)s)")
+    t.add_argument("--repeats", type=positive_int, default=_M.repeats, help="timed passes per round (default %(default)s)")
+    t.add_argument("--rounds", type=positive_int, default=_M.rounds,
+                   help="rounds, interleaved across modules (default %(default)s)")
     t.add_argument("--clock", choices=["wall", "cpu"], default=_M.clock,
-                   help="wall time, or the thread's CPU time (threads 1; steadier on a machine shared with other jobs)")
-    t.add_argument("--statistic", choices=["median", "min"], default=_M.statistic, help="which pass time is the latency")
-    t.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin threads to CPUs")
+                   help="wall time, or the thread's CPU time (threads 1; steadier on a machine shared with other "
+                        "jobs) (default %(default)s)")
+    t.add_argument("--statistic", choices=["median", "min"], default=_M.statistic,
+                   help="which pass time is the latency (default %(default)s)")
+    t.add_argument("--no-pin", dest="pin", action="store_false",
+                   help="do not pin threads to CPUs (by default they are pinned)")
     t.add_argument("--default-malloc", dest="steady_malloc", action="store_false",
                    help="keep glibc's adaptive malloc thresholds (by default they are fixed while measuring)")
 
     m = p.add_argument_group("model (for --out and --measure)")
-    m.add_argument("--space", default="mnasnet", help=f"search space ({', '.join(list_spaces())})")
-    m.add_argument("--resolution", type=positive_int, default=_T.resolution, help="input resolution of the target model")
-    m.add_argument("--width", type=positive_float, default=_T.width, help="width multiplier of the target model")
-    m.add_argument("--depth", type=positive_float, default=_T.depth, help="depth multiplier of the target model")
-    m.add_argument("--num-classes", type=positive_int, default=_T.num_classes, help="classifier outputs")
+    m.add_argument("--space", default="mnasnet", help="search space (default %(default)s)")
+    m.add_argument("--resolution", type=positive_int, default=None,
+                   help="input resolution of the target model (default: TargetModel's, 224)")
+    m.add_argument("--width", type=positive_float, default=None,
+                   help="width multiplier of the target model (default: TargetModel's, 1.0)")
+    m.add_argument("--depth", type=positive_float, default=None,
+                   help="depth multiplier of the target model (default: TargetModel's, 1.0)")
+    m.add_argument("--num-classes", type=positive_int, default=None,
+                   help="classifier outputs (default: TargetModel's, 1000)")
 
     b = p.add_argument_group("table building (--out) and validation (--validate)")
     b.add_argument("--samples", type=positive_int, default=None,
                    help="table only the layers of N sampled genotypes (+ B0) instead of the whole space")
-    b.add_argument("--calibrate", type=_count, default=5, help="genotypes measured end to end to calibrate the sum")
+    b.add_argument("--calibrate", type=_count, default=5,
+                   help="genotypes measured end to end to calibrate the sum (default %(default)s)")
     b.add_argument("--seed", type=_count, default=None, help="sampling seed (default 0 for --out, 1 for --validate)")
-    b.add_argument("--genotypes", type=positive_int, default=20, help="random genotypes to validate on")
+    b.add_argument("--genotypes", type=positive_int, default=20,
+                   help="random genotypes to validate on (default %(default)s)")
     b.add_argument("--measure-missing", action="store_true",
                    help="--validate: measure layers the table lacks, and save them into it")
     b.add_argument("--max-error", type=positive_float, default=None,
@@ -81,8 +89,12 @@ def _settings(args: argparse.Namespace):
                            steady_malloc=args.steady_malloc)
 
 
-def _target(args: argparse.Namespace) -> TargetModel:
-    return TargetModel(resolution=args.resolution, num_classes=args.num_classes, width=args.width, depth=args.depth)
+def _target(args: argparse.Namespace):
+    """The target model of the options (unset ones: ``TargetModel``'s defaults)."""
+    from nas.cost.target import TargetModel
+
+    given = {k: getattr(args, k) for k in ("resolution", "num_classes", "width", "depth") if getattr(args, k) is not None}
+    return TargetModel(**given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,18 +110,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from nas.cost.latency import build_table
+    from nas.experiment.space import resolve_space
 
-    space = get_space(args.space)
+    space = resolve_space(args.space, "--space")
     settings, target = _settings(args), _target(args)
     start = time.monotonic()
     table = build_table(space, target, settings, samples=args.samples, calibrate_genotypes=args.calibrate,
                         seed=0 if args.seed is None else args.seed)
     path = table.save(args.out)
     took = time.monotonic() - start
+    from nas.cost.latency.measure import describe_noise
+
+    noise = table.target["noise"]
     summary = {"table": str(path), "entries": len(table.entries), "space": space.name, "backend": settings.backend,
                "device": table.target["device"], "threads": settings.threads, "batch": settings.batch,
                "resolution": target.resolution, "scale": table.scale, "offset_ms": table.offset_ms,
-               "calibration_error": table.calibration.get("mean_abs_rel_error"), "seconds": round(took, 1)}
+               "calibration_error": table.calibration.get("mean_abs_rel_error"), "seconds": round(took, 1),
+               "noise": noise}
     if args.json:
         print_json(summary)
         return 0
@@ -120,6 +137,7 @@ def _build(args: argparse.Namespace) -> int:
         err = table.calibration["mean_abs_rel_error"]
         print(f"calibration on {len(table.calibration['genotypes'])} genotypes: latency = {table.scale:.3f} x "
               f"layer sum {table.offset_ms:+.3f} ms (fit error {100 * err:.1f}%)")
+    print(describe_noise(noise))
     return 0
 
 
@@ -131,7 +149,10 @@ def _validate(args: argparse.Namespace) -> int:
     report = validate_table(table, genotypes, measure_missing=args.measure_missing)
     if report.added_layers:
         table.save(args.validate)
-    summary = {"table": args.validate, **report.summary(), "backend": table.settings.backend,
+    from nas.cost.latency.measure import describe_noise
+
+    summary = {"table": args.validate, **report.summary(table.settings.clock), "table_noise": table.noise(),
+               "backend": table.settings.backend,
                "device": table.target.get("device"), "resolution": table.model.resolution,
                "space": table.model.space, "clock": table.settings.clock, "statistic": table.settings.statistic}
     if args.json:
@@ -146,6 +167,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{len(report.rows)} genotypes of space {table.model.space!r} at {table.model.resolution}: mean abs "
               f"relative error {100 * report.mean_abs_rel_error:.1f}% (max {100 * report.max_abs_rel_error:.1f}%), "
               f"Spearman rank correlation {report.spearman:.3f}{added}")
+        print(f"measurement {describe_noise(summary['measurement_noise'], 'validation models')}")
+        print(f"table {describe_noise(summary['table_noise'])}")
+        print("an error within the measurement noise (the spread above) is noise, not a wrong table")
     if args.max_error is not None and report.mean_abs_rel_error > args.max_error:
         print(f"nas: mean absolute relative error {report.mean_abs_rel_error:.3f} is above --max-error "
               f"{args.max_error:g}")
@@ -155,6 +179,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace) -> int:
     from nas.cost.latency import LatencyCost, measure_genotype
+    from search_spaces import resolve_genotype
 
     genotype = resolve_genotype(args.measure)
     if args.table:

@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("results", help="print the summary of a search run dir (finished or interrupted)",
-                       description="Print the trials, failures, best genotypes and the verification table of a run "
-                                   "dir written by `nas search`, from its files; starts no Ray. --report also "
-                                   "(re)writes report.md and its plots.")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Print the trials, failures, best genotypes and the verification table of a run "
+                     "dir written by `nas search`, from its files; starts no Ray. --report also "
+                     "(re)writes report.md and its plots.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run dir of `nas search` (runs/<name>)")
     p.add_argument("--report", action="store_true", help="(re)write report.md and the plots in RUN_DIR")
     p.set_defaults(func=run)

@@ -14,31 +14,26 @@ from __future__ import annotations
 
 import argparse
 
-from efficientnet import DEFAULT_RESOLUTION, compound
-from nas.search.results import resolve_genotype_or_run
-
-from .common import add_num_classes, human, positive_float, positive_int, print_json, print_table
+from .common import add_num_classes, human, num_classes, positive_float, positive_int, print_json, print_table
 
 COLUMNS = ["name", "phi", "width", "depth", "resolution", "dropout", "params", "macs"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scale", help="the B0..B7 family of a genotype or search run",
-                       description="Scale a genotype into a B0..B7 family, with the official coefficients or "
-                                   "with compound scaling (depth alpha^phi, width beta^phi, resolution gamma^phi).")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Scale a genotype into a B0..B7 family, with the official coefficients or "
+                     "with compound scaling (depth alpha^phi, width beta^phi, resolution gamma^phi).")
     p.add_argument("genotype", metavar="GENOTYPE_OR_RUN_DIR",
                    help="b0, mnasnet-a1, a block string, or a run directory (its best.yaml genotype)")
     p.add_argument("--family", choices=["official", "compound"], default=None,
                    help="official hand-set table (default) or the compound formula (default when "
                         "--alpha/--beta/--gamma/--resolution is given)")
-    p.add_argument("--alpha", type=positive_float, default=None, help=f"depth base (default {compound.PAPER_ALPHA})")
-    p.add_argument("--beta", type=positive_float, default=None, help=f"width base (default {compound.PAPER_BETA})")
-    p.add_argument("--gamma", type=positive_float, default=None,
-                   help=f"resolution base (default {compound.PAPER_GAMMA})")
-    p.add_argument("--phi", type=int, default=compound.DEFAULT_MAX_PHI,
+    p.add_argument("--alpha", type=positive_float, default=None, help="depth base (default: the paper's 1.2)")
+    p.add_argument("--beta", type=positive_float, default=None, help="width base (default: the paper's 1.1)")
+    p.add_argument("--gamma", type=positive_float, default=None, help="resolution base (default: the paper's 1.15)")
+    p.add_argument("--phi", type=int, default=None,
                    help="largest phi: rows b0..bN (default 7; official allows up to 8)")
     p.add_argument("--resolution", type=positive_int, default=None,
-                   help=f"base resolution of the compound family (default {DEFAULT_RESOLUTION})")
+                   help="base resolution of the compound family (default 224)")
     add_num_classes(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run)
@@ -54,12 +49,16 @@ def _family(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from efficientnet import DEFAULT_RESOLUTION, compound
+    from nas.search.results import resolve_genotype_or_run
+
     family = _family(args)
+    args.phi = compound.DEFAULT_MAX_PHI if args.phi is None else args.phi
     if args.phi < 0:
         raise ValueError(f"--phi must be an integer >= 0, got {args.phi}")
     genotype = resolve_genotype_or_run(args.genotype)
     if family == "official":
-        rows = compound.family_table(genotype, compound.official_family(args.phi), args.num_classes)
+        rows = compound.family_table(genotype, compound.official_family(args.phi), num_classes(args))
         header = "family: official (Tan & Le 2019, hand-set coefficients)"
     else:
         coef = compound.CompoundCoefficients(
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             compound.PAPER_BETA if args.beta is None else args.beta,
             compound.PAPER_GAMMA if args.gamma is None else args.gamma)
         base = DEFAULT_RESOLUTION if args.resolution is None else args.resolution
-        rows = compound.family_table(genotype, compound.compound_family(coef, args.phi, base), args.num_classes)
+        rows = compound.family_table(genotype, compound.compound_family(coef, args.phi, base), num_classes(args))
         header = (f"family: compound alpha={coef.alpha:g} beta={coef.beta:g} gamma={coef.gamma:g} "
                   f"(alpha*beta^2*gamma^2 = {coef.flops_factor:.3f}; resolution to a multiple of "
                   f"{compound.RESOLUTION_DIVISOR})")

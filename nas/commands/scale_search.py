@@ -16,12 +16,11 @@ CANDIDATE_COLUMNS = ["alpha", "beta", "gamma", "factor", "accuracy", "reward", "
 FAMILY_COLUMNS = ["name", "phi", "width", "depth", "resolution", "dropout", "params", "macs"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scale-search", help="grid-search the compound coefficients (alpha, beta, gamma)",
-                       description="EfficientNet's step 1: train the genotype scaled by every (alpha, beta, gamma) "
-                                   "with alpha*beta^2*gamma^2 near 2 (section 'grid' of the YAML) through Ray Tune, "
-                                   "pick the best triple and print the B0..B7-like family it implies. Writes "
-                                   "scale_grid.csv and scale_choice.yaml to <output.dir>/<output.name>.")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("EfficientNet's step 1: train the genotype scaled by every (alpha, beta, gamma) "
+                     "with alpha*beta^2*gamma^2 near 2 (section 'grid' of the YAML) through Ray Tune, "
+                     "pick the best triple and print the B0..B7-like family it implies. Writes "
+                     "scale_grid.csv and scale_choice.yaml to <output.dir>/<output.name>.")
     p.add_argument("config", metavar="CONFIG", help="grid-search YAML, or with --resume its run dir")
     add_run_options(p, "grid.tolerance=0.2")
     p.add_argument("--json", action="store_true",

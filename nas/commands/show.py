@@ -10,18 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from efficientnet import count_spec, walk
-from search_spaces import HEAD_SCALINGS, STEM_SCALINGS, ZOO
-
 from .common import add_model_options, human, positive_int, print_json, print_table, spec_from_args
 
 _OP_NAMES = {"nodw": "tf-c1", "irpw": "ir-pw"}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("show", help="stage table, params and MACs of a genotype or model",
-                       description="Print the stage table (the paper's Table 1), parameters and "
-                                   "multiply-adds of a genotype at a width, depth and resolution.")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Print the stage table (the paper's Table 1), parameters and "
+                     "multiply-adds of a genotype at a width, depth and resolution.")
     add_model_options(p)
     add_frame_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -31,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_frame_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem", type=positive_int, default=None, help="stem width at width 1.0 (default: the genotype's)")
     p.add_argument("--head", type=positive_int, default=None, help="head width at width 1.0 (default: the genotype's)")
+    from search_spaces import HEAD_SCALINGS, STEM_SCALINGS
+
     p.add_argument("--stem-scaling", choices=STEM_SCALINGS, default=None,
                    help="whether --width scales the stem (default: the genotype's)")
     p.add_argument("--head-scaling", choices=HEAD_SCALINGS, default=None,
@@ -52,6 +50,8 @@ def operator(op: str, expand: int) -> str:
 
 
 def stage_rows(spec) -> list[dict]:
+    from efficientnet import walk
+
     arch = spec.arch()
     layers = walk(arch, spec.resolution)
     rows = [{"stage": 0, "operator": "conv3x3 (stem)", "resolution": layers[0].in_size, "in": 3,
@@ -71,6 +71,9 @@ def stage_rows(spec) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from efficientnet import count_spec
+    from search_spaces import ZOO
+
     spec = spec_from_args(args)
     changes = frame_changes(args)
     if changes:

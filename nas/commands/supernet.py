@@ -8,14 +8,12 @@ from pathlib import Path
 
 from .common import add_run_options, positive_int, print_json, print_table
 
-CONFIG_NAME = "config.yaml"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("supernet", help="train a weight-sharing supernet; score genotypes with it",
-                       description="One-shot evaluation: train one supernet of the search space on your data "
-                                   "(Ray Train with --workers > 1), then score any genotype in milliseconds "
-                                   "(inherited weights, BatchNorm recalibrated per path).")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("One-shot evaluation: train one supernet of the search space on your data "
+                     "(Ray Train with --workers > 1), then score any genotype in milliseconds "
+                     "(inherited weights, BatchNorm recalibrated per path).")
     inner = p.add_subparsers(dest="supernet_command", required=True)
     t = inner.add_parser("train", help="train (or continue) a supernet",
                          description="Train the supernet an experiment YAML describes (sections space, data, proxy, "
@@ -43,70 +41,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import yaml
+    from nas.experiment.load import check_data, load_run, prepare_run_dir, write_config
+    from nas.experiment.supernet import SupernetExperiment
+    from nas.evaluators.proxy import check_device
 
-    from nas.supernet.config import load_supernet_experiment
-
-    config = Path(args.config)
-    if args.resume and config.is_dir():
-        config = config / CONFIG_NAME
-    exp = load_supernet_experiment(config, args.overrides)  # every config mistake stops here
+    exp = load_run(SupernetExperiment, args.config, args.overrides, args.resume)  # every config mistake stops here
     workers = args.workers or exp.supernet.workers
     if exp.supernet.batch_size % workers:
-        raise ValueError(f"supernet.batch_size={exp.supernet.batch_size} must be divisible by --workers {workers}")
+        raise ValueError(f"supernet.batch_size={exp.supernet.batch_size} must be divisible by --workers {workers}; "
+                         f"e.g. --set supernet.batch_size={exp.supernet.batch_size // workers * workers or workers}")
     if args.workers:
         exp = dataclasses.replace(exp, supernet=dataclasses.replace(exp.supernet, workers=workers))
-    if exp.checkpoint_path.exists() and not args.resume:
-        raise ValueError(f"output: {str(exp.checkpoint_path)!r} already holds a supernet; pass --resume to "
-                         "continue it or set output.name to start a new one")
-    exp.run_dir.mkdir(parents=True, exist_ok=True)
-    (exp.run_dir / CONFIG_NAME).write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False), encoding="utf-8")
-    print(f"supernet: space {exp.space}, {exp.supernet.epochs} epochs, {exp.supernet.paths_per_step} paths a step, "
-          f"{workers} worker(s) -> {exp.checkpoint_path}", flush=True)
-    if workers > 1:
-        from nas.supernet.ray_train import train_distributed
+    prepare_run_dir(exp, args.resume)
+    check_device(exp.proxy.device, "proxy.device", exp.ray.address if workers > 1 else None)
+    if workers > 1 and exp.ray.address:
+        from nas.cluster import check_address
 
-        summary = train_distributed(exp, workers=workers, resume=args.resume, progress=print)
+        check_address(exp.ray.address, exp.ray.connect_timeout_s)
+    check_data(exp.data)  # the last check: it logs what it read
+    write_config(exp)
+    print(f"supernet: space {exp.space}, {exp.supernet.epochs} epochs, {exp.supernet.paths_per_step} paths a step, "
+          f"{workers} worker(s) -> {exp.checkpoint_path}  (TensorBoard: tensorboard --logdir {exp.run_dir})",
+          flush=True)
+    if workers > 1:
+        from nas.ray.supernet import train_distributed
+
+        summary = train_distributed(exp, workers=workers, resume=args.resume, progress=print, on_epoch=_progress)
     else:
         import torch
 
         from nas.supernet.train import train_supernet
 
         torch.set_num_threads(max(1, int(exp.supernet.cpus_per_worker)))
-        summary = train_supernet(exp, resume=args.resume, report=_progress)
+        summary = train_supernet(exp, resume=args.resume, report=_progress, on_step=_step)
     if summary.history:
         last = summary.history[-1]
         print(f"done: {summary.epochs} epochs; held-out accuracy after BN recalibration: largest path "
               f"{last['accuracy_largest']:.4f}, smallest {last['accuracy_smallest']:.4f}\ncheckpoint: "
-              f"{summary.checkpoint}\nscore genotypes: nas supernet eval {summary.checkpoint} b0 mnasnet-a1")
+              f"{summary.checkpoint}\nscore genotypes: nas supernet eval {summary.checkpoint} b0 mnasnet-a1\n"
+              f"search with it: nas search experiments/quickstart.yaml --set evaluator.checkpoint={summary.checkpoint}")
     return 0
 
 
 def _progress(m: dict) -> None:
-    print(f"epoch {m['epoch']:>3}  loss {m['loss']:.4f}  largest {m['accuracy_largest']:.4f}  smallest "
-          f"{m['accuracy_smallest']:.4f}  {m['path_images_per_s']:.0f} path-images/s  {m['train_s']:.1f} s",
+    from nas.progress import duration
+
+    print(f"epoch {m['epoch']:>3}/{m.get('epochs', '?')}  loss {m['loss']:.4f}  largest {m['accuracy_largest']:.4f}  "
+          f"smallest {m['accuracy_smallest']:.4f}  {m['path_images_per_s']:.0f} path-images/s  "
+          f"{m['train_s'] + m['eval_s']:.1f} s  ETA {duration(m.get('eta_s'))}", flush=True)
+
+
+def _step(m: dict) -> None:
+    print(f"  epoch {m['epoch']}/{m['epochs']}: step {m['step']}/{m['steps']}, {m['images_per_s']:.0f} img/s",
           flush=True)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from nas.supernet.checkpoint import build_supernet, read_checkpoint
+    from nas.supernet.checkpoint import check_shapes, read_checkpoint
     from search_spaces import resolve_genotype
 
     genotypes = [resolve_genotype(text) for text in args.genotypes]  # a malformed string stops here
     path = Path(args.checkpoint)
-    if path.is_dir():
+    if path.is_dir() and (path / "supernet.pt").exists():
         path = path / "supernet.pt"
-    meta = read_checkpoint(path)["meta"]
-    shape = build_supernet(meta)
+    payload = read_checkpoint(path)
+    meta = payload["meta"]
+    shape = check_shapes(payload, path)
     for text, genotype in zip(args.genotypes, genotypes):
         try:
             shape.validate(genotype)
         except ValueError as err:
             raise ValueError(f"genotype {text!r} is not a path of the supernet ({meta['space']} space): {err}") from None
 
-    from nas.supernet.evaluate import SupernetEvaluator
+    from nas.supernet.evaluate import SupernetScorer
 
-    evaluator = SupernetEvaluator.from_checkpoint(path, calib_batches=args.calib_batches, device=args.device)
+    evaluator = SupernetScorer.from_checkpoint(path, calib_batches=args.calib_batches, device=args.device)
     scores = evaluator.score_many(genotypes)
     rows = [{"genotype": g.to_string(), "accuracy": s.accuracy, "status": s.status, "reason": s.reason, **s.info}
             for g, s in zip(genotypes, scores)]

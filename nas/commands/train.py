@@ -5,7 +5,7 @@
 
 The genotype is a name, a block string, or a search run dir (its ``best.yaml``).
 CONFIG holds the sections ``model``, ``train``, ``data``, ``workers``, ``output``
-(see ``nas.train.config`` and ``experiments/train_quick.yaml``); the command-line
+(see ``nas.experiment.train`` and ``experiments/train_quick.yaml``); the command-line
 scale options win over ``model``.  The run dir ``<output.dir>/<output.name>``
 receives a checkpoint per epoch, ``metrics.jsonl``, TensorBoard curves, and at
 the end ``weights.pt`` (a state dict for ``efficientnet.build_model``),
@@ -19,30 +19,19 @@ import dataclasses
 import logging
 import sys
 
-import yaml
-
-from efficientnet import coefficients
-from efficientnet.compound import PAPER_COEFFICIENTS
-from nas.config import ConfigError
-from nas.train import checkpoint as ckpt
-from nas.train.config import ModelConfig, TrainExperiment, load_train_experiment
-from nas.train.loop import TrainJob
-
-from .common import add_run_options, positive_float, positive_int, print_json
-from nas.search.results import resolve_genotype_or_run
+from .common import MODEL_HELP, add_run_options, positive_float, positive_int, print_json
 
 log = logging.getLogger(__name__)
-CONFIG_FILE = "train_config.yaml"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a (scaled) genotype with the EfficientNet recipe (Ray Train)",
-                       description="Train a genotype at a scale with the EfficientNet recipe on Ray Train workers "
-                                   "(DDP), checkpointing every epoch; the weights land in the run dir.")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train a genotype at a scale with the EfficientNet recipe on Ray Train workers "
+                     "(DDP), checkpointing every epoch; the weights land in the run dir.")
     p.add_argument("genotype", metavar="GENOTYPE_OR_RUN_DIR",
                    help="b0, mnasnet-a1, a block string, or a search run directory (its best.yaml genotype)")
     p.add_argument("config", metavar="CONFIG", help="YAML with sections model, train, data, workers, output")
-    p.add_argument("--model", default=None, help="official coefficients, e.g. efficientnet-b3 (overrides model.name)")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help=f"official coefficients, {MODEL_HELP} (overrides model.name)")
     p.add_argument("--phi", type=int, default=None,
                    help="compound scaling with alpha 1.2, beta 1.1, gamma 1.15 at this phi (overrides model.phi)")
     p.add_argument("--width", type=positive_float, default=None, help="width multiplier (overrides the scale)")
@@ -55,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def model_config(exp: TrainExperiment, args: argparse.Namespace) -> ModelConfig:
+def model_config(exp, args: argparse.Namespace):
     """The YAML ``model`` section with the command line's scale options applied."""
     if args.model is not None and args.phi is not None:
         raise ValueError("--model and --phi both set the scale; pass one of them")
@@ -68,14 +57,28 @@ def model_config(exp: TrainExperiment, args: argparse.Namespace) -> ModelConfig:
     return dataclasses.replace(m, **changes)
 
 
-def scale(model: ModelConfig) -> tuple[float, float, int, float]:
-    """(width, depth, resolution, dropout) of the model section: official row or compound phi, then overrides."""
+def scale(model, where: str = "model") -> tuple[float, float, int, float]:
+    """(width, depth, resolution, dropout) of the model section: official row or compound phi, then overrides.
+
+    A scale out of range (``--phi 100`` is a depth multiplier of 8e7) is one line naming ``where``.
+    """
+    from efficientnet import coefficients
+    from efficientnet.compound import PAPER_COEFFICIENTS
+    from nas.cost.target import check_scale
+
     c = PAPER_COEFFICIENTS.at(model.phi) if model.phi is not None else coefficients(model.name or "efficientnet-b0")
-    return (c.width if model.width is None else model.width, c.depth if model.depth is None else model.depth,
-            c.resolution if model.resolution is None else model.resolution, c.dropout)
+    out = (c.width if model.width is None else model.width, c.depth if model.depth is None else model.depth,
+           c.resolution if model.resolution is None else model.resolution, c.dropout)
+    check_scale(out[0], out[1], out[2], where, "lower the scale (EfficientNet-B7 is phi 7: width 2.0, depth 3.1)")
+    return out
 
 
-def build_job(args: argparse.Namespace) -> tuple[TrainExperiment, TrainJob]:
+def build_job(args: argparse.Namespace):
+    from nas.config import ConfigError
+    from nas.experiment.train import load_train_experiment
+    from nas.search.results import resolve_genotype_or_run
+    from nas.train.loop import TrainJob
+
     exp = load_train_experiment(args.config, args.overrides)
     if args.workers is not None:
         exp = dataclasses.replace(exp, workers=dataclasses.replace(exp.workers, count=args.workers))
@@ -84,7 +87,9 @@ def build_job(args: argparse.Namespace) -> tuple[TrainExperiment, TrainJob]:
                               "multiple of the number of workers")
     genotype = resolve_genotype_or_run(args.genotype)
     model = model_config(exp, args)
-    width, depth, resolution, table_dropout = scale(model)
+    where = f"--phi {args.phi}" if args.phi is not None else ("--model/--width/--depth/--resolution" if any(
+        getattr(args, k) is not None for k in ("model", "width", "depth", "resolution")) else "model")
+    width, depth, resolution, table_dropout = scale(model, where)
     dropout = exp.train.dropout if exp.train.dropout is not None else table_dropout
     threads = exp.workers.threads or max(1, int(exp.workers.cpus))
     job = TrainJob(genotype=genotype.to_string(), width=width, depth=depth, resolution=resolution, dropout=dropout,
@@ -94,15 +99,14 @@ def build_job(args: argparse.Namespace) -> tuple[TrainExperiment, TrainJob]:
     return exp, job
 
 
-def check_run_dir(exp: TrainExperiment, job: TrainJob, resume: bool) -> None:
-    """A fresh run needs a run dir without checkpoints; --resume needs one, of the same model."""
-    run_dir = exp.run_dir
-    found = ckpt.checkpoints(run_dir)
-    if found and not resume:
-        raise ValueError(f"output: run dir {str(run_dir)!r} already holds a training run (up to {found[-1].name}); "
-                         "pass --resume to continue it or set output.name to start a new one")
-    if resume and not found:
-        raise FileNotFoundError(f"--resume: no checkpoint in {str(run_dir)!r}; run without --resume to start")
+def check_run_dir(exp, job, resume: bool) -> None:
+    """The run-dir rules (``nas.experiment.load.prepare_run_dir``); --resume continues the same model only."""
+    import yaml
+
+    from nas.experiment.load import prepare_run_dir
+    from nas.train import checkpoint as ckpt
+
+    run_dir = prepare_run_dir(exp, resume)
     if resume and (run_dir / ckpt.MODEL).is_file():
         record = yaml.safe_load((run_dir / ckpt.MODEL).read_text())
         want = {"genotype": job.genotype, "width": job.width, "depth": job.depth, "resolution": job.resolution,
@@ -113,13 +117,14 @@ def check_run_dir(exp: TrainExperiment, job: TrainJob, resume: bool) -> None:
                              f"{', '.join(f'{k}={record.get(k)!r}' for k in diff)}); pass the same genotype and scale")
 
 
-def check_data(job: TrainJob, workers: int) -> None:
-    """Batch size against the data, before Ray starts (image folders are decoded by the workers only)."""
-    if job.data.kind == "imagefolder":
-        return
-    from nas.proxy.data import load_data
+def check_data(job, workers: int) -> None:
+    """The data loads, and the batch fits it, before Ray starts (image folders are decoded by the workers only)."""
+    from nas.config import ConfigError
+    from nas.experiment.load import check_data as load_checked
 
-    data = load_data(job.data)
+    data = load_checked(job.data)
+    if data is None:
+        return
     per_rank, per_worker = len(data.y_train) // workers, job.train.batch_size // workers
     if per_worker > per_rank:
         raise ConfigError(f"train.batch_size: {job.train.batch_size} ({per_worker} per worker) exceeds the "
@@ -127,14 +132,9 @@ def check_data(job: TrainJob, workers: int) -> None:
                           f"{len(data.y_train)} after the hold-out); lower train.batch_size")
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 def progress_line(m: dict) -> str:
+    from nas.progress import duration as _duration
+
     ema = f" (ema {m['ema_accuracy']:.4f})" if "ema_accuracy" in m else ""
     return (f"epoch {m['epoch']}/{m['epochs']}  loss {m['loss']:.4f}  holdout {m['accuracy']:.4f}{ema}  "
             f"lr {m['lr']:.4g}  {m['images_per_s']:.0f} img/s  {m['epoch_s']:.1f} s  ETA {_duration(m['eta_s'])}")
@@ -144,10 +144,11 @@ def run(args: argparse.Namespace) -> int:
     exp, job = build_job(args)
     check_run_dir(exp, job, args.resume)
     check_data(job, exp.workers.count)
-    exp.run_dir.mkdir(parents=True, exist_ok=True)
-    (exp.run_dir / CONFIG_FILE).write_text(yaml.safe_dump({**exp.to_dict(), "job": dataclasses.asdict(job)},
-                                                          sort_keys=False), encoding="utf-8")
-    from nas.train.ray_train import TrainingFailed, fit
+    from nas.experiment.load import write_config
+    from nas.ray.train import TrainingFailed, fit
+    from nas.train import checkpoint as ckpt
+
+    write_config(exp, job=dataclasses.asdict(job))
 
     def on_epoch(metrics: dict) -> None:
         print(progress_line(metrics), file=sys.stderr, flush=True)

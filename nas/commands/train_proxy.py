@@ -6,24 +6,16 @@ import argparse
 import logging
 import sys
 
-import torch
-
-from nas.config import to_dict
-from nas.proxy.config import set_trial_threads
-from nas.search.trial import TrialResult, load_trial_config, run_trial
-from search_spaces import resolve_genotype
-
 from .common import add_run_options, human, print_json, print_table
 
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-proxy", help="train one genotype on the proxy task and print its result",
-                       description="Run one proxy trial outside Ray: build the proxy network of a genotype, "
-                                   "train and evaluate it on the held-out split, compute the target "
-                                   "model's cost and the reward.  Exit 0 when the trial is ok, 1 when it "
-                                   "failed (the reason is printed).")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = ("Run one proxy trial outside Ray: build the proxy network of a genotype, "
+                     "train and evaluate it on the held-out split, compute the target "
+                     "model's cost and the reward.  Exit 0 when the trial is ok, 1 when it "
+                     "failed (the reason is printed).")
     p.add_argument("genotype", metavar="GENOTYPE",
                    help="a named genotype (b0, mnasnet-a1), a TF block string or a timm arch string")
     p.add_argument("--config", metavar="FILE", default=None,
@@ -40,7 +32,9 @@ def _progress(metrics: dict) -> None:
           f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
 
 
-def print_result(result: TrialResult) -> None:
+def print_result(result) -> None:
+    import torch
+
     rows = [
         ("genotype", result.genotype), ("status", result.status + (f" ({result.reason})" if result.reason else "")),
         ("accuracy", f"{result.accuracy:.4f} (held out)" if result.ok else "-"), ("reward", f"{result.reward:.4f}"),
@@ -62,6 +56,12 @@ def print_result(result: TrialResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.config import to_dict
+    from nas.evaluators.proxy import run_trial
+    from nas.experiment.trial import load_trial_config
+    from nas.proxy.runtime import set_trial_threads
+    from search_spaces import resolve_genotype
+
     cfg = load_trial_config(args.config, args.overrides)
     genotype = resolve_genotype(args.genotype)
     log.debug("trial config: %s", to_dict(cfg))

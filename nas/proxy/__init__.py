@@ -1,8 +1,9 @@
-"""The proxy evaluator: train a down-scaled candidate briefly and measure held-out accuracy.
+"""The proxy evaluator's engine: train a down-scaled candidate briefly and measure held-out accuracy.
 
-* ``data``: datasets chosen by config (builtin, npz, cifar10, imagefolder), a seeded held-out split;
-* ``imagefolder``: ImageNet-style class folders decoded with Pillow;
-* ``config``: :class:`~nas.proxy.config.ProxyConfig`, the training recipe;
-* ``train``: the training loop (``train_proxy``);
-* ``ops``: its device-side pieces (resident data, batched augmentation, schedule, optimizer).
+* ``train``: the training loop (``train_proxy`` -> ``ProxyOutcome``);
+* ``ops``: its device-side pieces (resident data, batched augmentation, schedule, optimizer), shared
+  with the supernet and ``nas train``;
+* ``runtime``: the torch-side choices of a recipe (device, autocast, layout, threads).
+
+The recipe itself is ``nas.experiment.proxy.ProxyConfig``; the data ``nas.data``.  Floor 4 of nas/.
 """

@@ -1,7 +1,7 @@
 """Device-side pieces of the proxy trainer: resident data, batched augmentation, schedule, optimizer.
 
 The fast path keeps a small dataset on the training device as uint8 NHWC
-tensors (one upload per process, cached on the :class:`~nas.proxy.data.ProxyData`)
+tensors (one upload per process, cached on the :class:`~nas.data.Dataset`)
 and builds every batch there: one gather does the random crop with zero
 padding and the horizontal flip for the whole batch (the CIFAR recipe of He
 et al. 2016, section 4.2), then a per-channel affine normalises.  The NHWC
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import ProxyData
+from ..data import Dataset
 
 
 class DeviceSplit(NamedTuple):
@@ -27,7 +27,7 @@ class DeviceSplit(NamedTuple):
     y: torch.Tensor  # (N,) int64
 
 
-def device_split(data: ProxyData, split: str, device: torch.device) -> DeviceSplit:
+def device_split(data: Dataset, split: str, device: torch.device) -> DeviceSplit:
     """``split`` of ``data`` on ``device``, uploaded once per process and cached on ``data``."""
     key = (split, str(device))
     cached = data.device_cache.get(key)
@@ -47,7 +47,7 @@ class Batcher:
     ``resolution``: resize (bilinear, antialiased when shrinking) when the data has another size.
     """
 
-    def __init__(self, data: ProxyData, device: torch.device, resolution: int, padding: int, flip: bool,
+    def __init__(self, data: Dataset, device: torch.device, resolution: int, padding: int, flip: bool,
                  channels_last: bool) -> None:
         mean = torch.tensor(data.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         std = torch.tensor(data.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)

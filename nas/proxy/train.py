@@ -3,9 +3,9 @@
 MnasNet (Tan et al. 2019, arXiv:1807.11626, section 5) trains each sampled
 model for 5 epochs on a proxy of ImageNet and reads its accuracy on 50K
 held-out training images.  This module is that step for any
-:class:`~nas.proxy.data.ProxyData`: build the (down-scaled) network of a genotype,
+:class:`~nas.data.Dataset`: build the (down-scaled) network of a genotype,
 train it with the recipe in :class:`ProxyConfig`, evaluate after every epoch,
-and return a :class:`ProxyOutcome`.  ``nas.search.trial.run_trial`` adds cost and
+and return a :class:`ProxyOutcome`.  ``nas.evaluators.proxy`` adds cost and
 reward.
 
 Proxy settings for small inputs (32x32 CIFAR-like images):
@@ -58,8 +58,9 @@ import torch.nn.functional as F
 from efficientnet import ModelSpec, build_model, count_spec
 from search_spaces import Genotype
 
-from .config import ProxyConfig, resolve_device, use_amp, use_channels_last
-from .data import ProxyData
+from ..experiment.proxy import ProxyConfig
+from .runtime import resolve_device, use_amp, use_channels_last
+from ..data import Dataset
 from .ops import Batcher, device_split, is_out_of_memory, lr_factor, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class _CallbackError(Exception):
     """Wraps an exception raised by the caller's ``on_epoch``, which must reach the caller."""
 
 
-def train_proxy(genotype: Genotype, cfg: ProxyConfig, data: ProxyData,
+def train_proxy(genotype: Genotype, cfg: ProxyConfig, data: Dataset,
                 on_epoch: EpochCallback | None = None) -> ProxyOutcome:
     """Train and evaluate the proxy network of ``genotype``; a bad candidate gives a failed outcome.
 
@@ -132,7 +133,7 @@ def train_proxy(genotype: Genotype, cfg: ProxyConfig, data: ProxyData,
 class _Run:
     """Everything one training run holds: the model on its device, data, batcher, optimizer, schedule."""
 
-    def __init__(self, spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.device,
+    def __init__(self, spec: ModelSpec, cfg: ProxyConfig, data: Dataset, device: torch.device,
                  state: dict[str, Any]) -> None:
         channels_last = use_channels_last(cfg, device)
         if device.type == "cuda":
@@ -188,7 +189,7 @@ class _Run:
         return float(loss_sum.item()) / self.steps
 
 
-def _train(spec: ModelSpec, cfg: ProxyConfig, data: ProxyData, device: torch.device,
+def _train(spec: ModelSpec, cfg: ProxyConfig, data: Dataset, device: torch.device,
            on_epoch: EpochCallback | None, state: dict[str, Any]) -> ProxyOutcome:
     state["stage"] = "build"
     run = _Run(spec, cfg, data, device, state)

@@ -1,25 +1,25 @@
-"""Records finished trials: one ``trials.jsonl`` row each, search-level TensorBoard scalars, progress lines.
+"""Records finished candidates: one ``trials.jsonl`` row each and the search-level TensorBoard scalars.
 
-The driver (``nas.driver``) hands every finished trial over as one typed
-:class:`~nas.search.trial.TrialResult` (settled by ``nas.search.trial.settle``)
-plus the extra columns of its run (the grid triple, the node it ran on); this
-module knows nothing of Ray.  Rows are the result's fields without the
-per-epoch history, with ``trial_id`` and ``index`` (the order of recording).
+The session (``nas.search.session``) hands results over as typed
+:class:`~nas.evaluators.outcome.TrialResult` s plus the extra columns of their run (a verification
+seed, a grid triple, the node a trial ran on), a batch at a time: the rows of a batch are written
+with one fsync (``results.append_trials``) and the scalars flushed once.  Rows are the result's fields
+without the per-epoch history, with ``trial_id`` and ``index`` (the order of recording).  A trial id
+recorded before (a crash between a row and the state that knew of it) is not written twice.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..evaluators.outcome import TrialResult
 from . import results
-from .trial import TrialResult
 
 
-def _same_reason(reason: str) -> str:
+def same_reason(reason: str) -> str:
     """A failure reason with its numbers blurred (sizes, ids), so one cause reads as one reason."""
     return re.sub(r"\d+(\.\d+)?", "N", reason or "")
 
@@ -32,56 +32,19 @@ def trial_row(trial_id: str, index: int, result: TrialResult, extra: dict[str, A
 
 
 class TrialRecorder:
-    """Appends finished trials to trials.jsonl, writes search-level TensorBoard scalars, reports progress.
+    """Appends finished trials to trials.jsonl and writes search-level TensorBoard scalars."""
 
-    Pickled with the Tuner (``tuner.pkl``) and restored with it on resume; files and
-    writers are opened lazily, so the unpickled copy works the same.
-    """
-
-    def __init__(self, run_dir: Path, total: int, progress: Callable[[str], None] | None = None,
-                 elapsed_s: float = 0.0, stop_after_failures: int = 3) -> None:
-        """``elapsed_s``: search time before this recorder (earlier sessions); ``stop_after_failures``: when
-        the first this many trials of a session all fail for one reason, ``stop_reason`` says so (0: never)."""
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self.total = total
-        self.progress = progress
-        self.stop_after_failures = stop_after_failures
-        self.stop_reason: str | None = None
         self._writer = None
         self._rows: list[dict] | None = None
-        self._elapsed_before = float(elapsed_s)
-        self._started = time.monotonic()
-        self._session: list[dict] = []
-
-    @property
-    def elapsed_s(self) -> float:
-        """Search time over every session (the time between sessions not counted)."""
-        return self._elapsed_before + time.monotonic() - self._started
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_writer"] = None
-        state["_rows"] = None
-        state["_elapsed_before"] = self.elapsed_s
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._started = time.monotonic()  # a new session: the downtime is not search time
-        self._session = []
-        self.stop_reason = None
-
-    def relocate(self, run_dir: Path, progress: Callable[[str], None] | None, total: int) -> None:
-        """A restored recorder: record into ``run_dir`` (the run dir may have moved), report to ``progress``."""
-        self.run_dir, self.progress, self.total = Path(run_dir), progress, total
-        self._rows = None
 
     @property
     def rows(self) -> list[dict]:
         """Recorded trials (read once from trials.jsonl), with their ids, best reward and failures kept."""
         if self._rows is None:
             self._rows = []
-            self._ids: set[str] = set()
+            self._ids: dict[str, dict] = {}
             self._best, self._failed = 0.0, 0
             for row in results.read_trials(self.run_dir):
                 self._add(row)
@@ -89,34 +52,40 @@ class TrialRecorder:
 
     def _add(self, row: dict) -> None:
         self._rows.append(row)
-        self._ids.add(row["trial_id"])
+        self._ids.setdefault(row["trial_id"], row)
         self._failed += row["status"] == "failed"
         if results.ok_rows([row]):
             self._best = max(self._best, row["reward"])
 
+    def row_of(self, trial_id: str) -> dict | None:
+        """The recorded row of ``trial_id`` (None when it has none)."""
+        self.rows
+        return self._ids.get(trial_id)
+
     def record(self, trial_id: str, result: TrialResult, extra: dict[str, Any] | None = None,
                controller_stats: dict[str, float] | None = None) -> dict | None:
-        """Append ``result`` (unless ``trial_id`` was recorded before a crash); returns the row written."""
-        rows = self.rows  # loads the ids recorded before a crash
-        if trial_id in self._ids:
-            return None  # recorded before a crash; the resumed run re-ran it
-        row = trial_row(trial_id, len(rows), result, {**(extra or {}), "search_s": round(self.elapsed_s, 3)})
-        results.append_trial(self.run_dir, row)
-        self._add(row)
-        self._session.append(row)
-        self._check_failures()
-        self._log(row, controller_stats or {})
-        return row
+        """Append ``result`` (unless ``trial_id`` was recorded before); returns the row written."""
+        return self.record_many([(trial_id, result, extra)], controller_stats)[0]
 
-    def _check_failures(self) -> None:
-        k = self.stop_after_failures
-        first = self._session[:k]
-        if k <= 0 or len(first) < min(k, self.total) or self.stop_reason:
-            return
-        if all(r["status"] == "failed" for r in first) and len({_same_reason(r["reason"]) for r in first}) == 1:
-            self.stop_reason = (f"search stopped: the first {len(first)} trials all failed with: "
-                                f"{first[0]['reason']}; fix that, then start again (nas search ... --resume "
-                                "continues this run dir)")
+    def record_many(self, entries: list[tuple[str, TrialResult, dict[str, Any] | None]],
+                    controller_stats: dict[str, float] | None = None) -> list[dict | None]:
+        """Append every new ``(trial_id, result, extra)`` with one fsync; the rows written (None: a repeat)."""
+        rows = self.rows
+        best_before, failed_before = self._best, self._failed
+        out: list[dict | None] = []
+        new: list[dict] = []
+        for trial_id, result, extra in entries:
+            if trial_id in self._ids:
+                out.append(None)
+                continue
+            row = trial_row(trial_id, len(rows), result, extra)
+            self._add(row)
+            new.append(row)
+            out.append(row)
+        if new:
+            results.append_trials(self.run_dir, new)
+            self._log(new, controller_stats or {}, best_before, failed_before)
+        return out
 
     def close(self) -> None:
         if self._writer is not None:
@@ -127,26 +96,26 @@ class TrialRecorder:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard" / "search"))
+            # a deep queue: add_scalar never waits on the writer thread (a cheap evaluator logs thousands a second)
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard" / "search"), max_queue=100_000,
+                                         flush_secs=10)
         return self._writer
 
-    def _log(self, row: dict, stats: dict[str, float]) -> None:
-        index = row["index"]
+    def _log(self, rows: list[dict], stats: dict[str, float], best: float, failed: int) -> None:
         writer = self._tb()
-        best = self._best
-        reward = row["reward"] if isinstance(row.get("reward"), (int, float)) else 0.0
-        writer.add_scalar("search/reward", reward, index)
-        writer.add_scalar("search/best_reward", best, index)
-        if row["status"] in results.FINISHED:
-            writer.add_scalar("search/accuracy", row["accuracy"], index)
-            writer.add_scalar("search/macs", row["macs"], index)
-        writer.add_scalar("search/failed", self._failed, index)
+        for row in rows:
+            index = row["index"]
+            reward = row["reward"] if isinstance(row.get("reward"), (int, float)) else 0.0
+            failed += row["status"] == "failed"
+            if results.ok_rows([row]):
+                best = max(best, row["reward"])
+            writer.add_scalar("search/reward", reward, index)
+            writer.add_scalar("search/best_reward", best, index)
+            if row["status"] in results.FINISHED:
+                writer.add_scalar("search/accuracy", row["accuracy"], index)
+                writer.add_scalar("search/macs", row["macs"], index)
+            writer.add_scalar("search/failed", failed, index)
         for key, value in stats.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                writer.add_scalar(f"controller/{key}", value, index)
-        writer.flush()
-        if self.progress is not None:
-            what = (f"reward {reward:.4f} acc {row['accuracy']:.3f} MACs {row['macs'] / 1e6:.1f}M"
-                    if row["status"] != "failed" else f"FAILED: {row['reason']}")
-            self.progress(f"[{len(self.rows)}/{self.total}] trial {row['trial_id']} {row['status']}: {what} | "
-                          f"best {best:.4f} | {self.elapsed_s:.0f}s")
+                writer.add_scalar(f"controller/{key}", value, rows[-1]["index"])
+        # no flush here: the writer's thread writes in the background (every flush_secs) and close() flushes

@@ -3,10 +3,15 @@
 Plots (PNG, matplotlib Agg):
 
 * ``best_so_far.png``: best search reward against candidates scored, search and baseline;
-* ``pareto_verified.png``: accuracy against target MACs -- every candidate of the search and of the
-  baseline (the evaluator's accuracy), their fronts, and the verified genotypes and the reference
-  (b0) at their mean verified accuracy;
+* ``pareto_verified.png``: two panels over the target model's MACs, each axis saying which accuracy it
+  shows -- left, every candidate of the search and of the baseline at the accuracy the evaluator gave
+  it during the search (e.g. a supernet's inherited weights), with their fronts; right, the verified
+  genotypes and the reference (b0) at their mean accuracy trained from scratch;
 * ``verified_vs_search.png``: verified reward (mean, min-max over seeds) against search reward.
+
+Warnings: what made a stage's scores meaningless (``nas.search.session.meaningless``: every score at chance
+level, or a spread below the evaluator's own noise), as the session wrote them into its state, and the
+same check over all the stage's rows -- in the summary and at the top of ``report.md``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import json
+
+from ..evaluators.base import EvaluatorInfo
+from ..experiment.run_dir import CONFIG, STATE
 from ..files import atomic_write
 from . import results
 from .verify import (BASELINE_DIR, compare, comparison_lines, read_stages, stage_summary, verification_table)
@@ -27,9 +36,40 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     stages = read_stages(run_dir)
     table = verification_table(run_dir)
-    return {"run_dir": run_dir, "stages": stages, "search": stage_summary(run_dir),
-            "baseline": stage_summary(run_dir / BASELINE_DIR) if (run_dir / BASELINE_DIR).is_dir() else None,
-            "table": table, "compare": compare(table)}
+    search = stage_summary(run_dir)
+    baseline = stage_summary(run_dir / BASELINE_DIR) if (run_dir / BASELINE_DIR).is_dir() else None
+    return {"run_dir": run_dir, "stages": stages, "search": search, "baseline": baseline, "table": table,
+            "compare": compare(table), "evaluator": _evaluator_kind(run_dir),
+            "warnings": stage_warnings("search", run_dir, search) + (stage_warnings(
+                "baseline", run_dir / BASELINE_DIR, baseline) if baseline else [])}
+
+
+def _evaluator_kind(run_dir: Path) -> str:
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "proxy"
+    return str((config.get("evaluator") or {}).get("kind", "proxy"))
+
+
+def stage_warnings(name: str, folder: Path, stage: dict) -> list[str]:
+    """The warnings a stage's session saved, and the meaningless-score check over all its rows."""
+    from .session import meaningless
+
+    try:
+        state = json.loads((Path(folder) / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    out = [f"{name}: {w}" for w in state.get("warnings", [])]
+    info = state.get("info") or {}
+    ok = results.ok_rows(stage["rows"])
+    if ok and (info.get("chance") is not None or info.get("noise")):
+        text = meaningless(ok, EvaluatorInfo(chance=info.get("chance"), noise=info.get("noise")))
+        if text and f"{name}: {text}" not in out and not any(text.split(" (")[0] in w for w in out):
+            out.append(f"{name} (all {len(ok)} scored): {text}")
+    return out
 
 
 def _best_line(name: str, stage: dict | None) -> str:
@@ -69,7 +109,7 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         lines += comparison_lines(s["compare"])
     else:
         lines.append("verification: not run yet (no verified genotypes); no verified gain is claimed")
-    return lines
+    return lines + [f"WARNING {w}" for w in s.get("warnings", [])]
 
 
 def _md_table(rows: list[dict], columns: list[str]) -> str:
@@ -83,7 +123,10 @@ def write_report(run_dir: Path, header: str = "") -> dict[str, Any]:
     run_dir = Path(run_dir)
     _plots(run_dir, s)
     best = s["search"]["best"]
-    text = ["# Search report", "", header, "", "## Summary", "", *[f"- {line}" for line in summary_lines(s)], "",
+    warnings = ["## Warnings: these results may mean nothing", "", *[f"- {w}" for w in s["warnings"]], ""] \
+        if s["warnings"] else []
+    text = ["# Search report", "", header, "", *warnings, "## Summary", "",
+            *[f"- {line}" for line in summary_lines(s) if not line.startswith("WARNING ")], "",
             "## Verification (standalone proxy training, per seed)", "",
             _md_table(table_rows(s["table"]), COLUMNS) if s["table"] else "Not run.", "",
             "Search reward: the evaluator's score during the search (supernet: inherited weights + BN "
@@ -96,8 +139,8 @@ def write_report(run_dir: Path, header: str = "") -> dict[str, Any]:
     return s
 
 
-def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, legend_size: int | None = None) -> None:
-    """Axis labels, grid, a legend with one entry per label (when there is any), save, close."""
+def _finish(plt, fig, ax, path: Path | None, xlabel: str, ylabel: str, legend_size: int | None = None) -> None:
+    """Axis labels, grid, a legend with one entry per label (when there is any); with ``path``: save, close."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         unique = dict(zip(labels, handles))
@@ -105,6 +148,8 @@ def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, legend_size: int
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    if path is None:
+        return
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -117,6 +162,12 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     arms = [("search", s["search"], "C0"), ("baseline (random)", s["baseline"], "C1")]
+    _best_so_far(plt, run_dir / PLOTS[0], arms)
+    _pareto_verified(plt, run_dir / PLOTS[1], arms, s)
+    _verified_vs_search(plt, run_dir / PLOTS[2], s["table"])
+
+
+def _best_so_far(plt, path: Path, arms: list) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, stage, color in arms:
         if not stage:
@@ -128,29 +179,63 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
                 best = max(best, r["reward"])
             curve.append(best)
         ax.plot(range(1, len(curve) + 1), curve, color=color, label=name)
-    _finish(plt, fig, ax, run_dir / PLOTS[0], "candidates scored", "best search reward so far")
+    _finish(plt, fig, ax, path, "candidates scored", "best search reward so far")
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+
+def _readable_ticks(ax, locator, formatter) -> None:
+    """At most 5 ticks an axis, each label with just the digits that tell it from its neighbours."""
+    import math
+
+    ax.figure.canvas.draw()  # settle the view limits
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(locator(nbins=5))
+        ticks = axis.get_major_locator().tick_values(*axis.get_view_interval())
+        step = min((b - a for a, b in zip(ticks, ticks[1:]) if b > a), default=1.0)
+        axis.set_major_formatter(formatter(f"%.{max(1, math.ceil(-math.log10(step)))}f"))
+    ax.tick_params(axis="x", labelrotation=30)
+
+
+def _search_accuracy_label(kind: str) -> str:
+    from ..evaluators import KINDS
+
+    label = KINDS[kind].accuracy_label if kind in KINDS else kind
+    return f"search accuracy\n({label})"
+
+
+def _pareto_verified(plt, path: Path, arms: list, s: dict[str, Any]) -> None:
+    """Left: the evaluator's accuracy of every candidate; right: verified accuracy (trained from scratch)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100, sharex=True)
     for name, stage, color in arms:
         if not stage:
             continue
         ok = results.ok_rows(stage["rows"])
         front = results.pareto_front(ok)
-        ax.scatter([r["macs"] / 1e6 for r in ok], [r["accuracy"] for r in ok], s=6, alpha=0.3, color=color,
-                   label=f"{name} candidates")
-        ax.plot([r["macs"] / 1e6 for r in front], [r["accuracy"] for r in front], "-", color=color)
+        left.scatter([r["macs"] / 1e6 for r in ok], [r["accuracy"] for r in ok], s=6, alpha=0.3, color=color,
+                     label=f"{name} candidates")
+        left.plot([r["macs"] / 1e6 for r in front], [r["accuracy"] for r in front], "-", color=color,
+                  label=f"{name} front")
     for t in s["table"]:
         if not t["reward"] or not t.get("macs"):
             continue
         arm = "reference" if "reference" in t["roles"] else t["roles"][0].split(" ")[0]
-        style = {"search": ("C0", "*"), "baseline": ("C1", "D"), "reference": ("k", "X")}[arm]
-        ax.scatter([t["macs"] / 1e6], [t["verified_accuracy"]["mean"]], s=90, color=style[0], marker=style[1],
-                   edgecolor="k", zorder=3, label=f"{arm} verified" if arm != "reference" else
-                   f"{t.get('name', 'reference')} verified")
-    _finish(plt, fig, ax, run_dir / PLOTS[1], "MACs of the target model (M)", "held-out accuracy", legend_size=7)
+        color, marker = {"search": ("C0", "*"), "baseline": ("C1", "D"), "reference": ("k", "X")}[arm]
+        acc = t["verified_accuracy"]
+        right.errorbar([t["macs"] / 1e6], [acc["mean"]], yerr=[[acc["mean"] - acc["min"]], [acc["max"] - acc["mean"]]],
+                       fmt=marker, markersize=9, color=color, markeredgecolor="k", capsize=3,
+                       label=f"{arm} top-k" if arm != "reference" else t.get("name", "reference"))
+    left.set_title("during the search", fontsize=10)
+    right.set_title("verified: trained from scratch, mean and min-max over seeds", fontsize=10)
+    _finish(plt, fig, left, None, "MACs of the target model (M)", _search_accuracy_label(s.get("evaluator", "")),
+            legend_size=7)
+    _finish(plt, fig, right, path, "MACs of the target model (M)",
+            "verified accuracy\n(trained standalone, proxy recipe)", legend_size=7)
 
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    for t in s["table"]:
+
+def _verified_vs_search(plt, path: Path, table: list[dict]) -> None:
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    for t in table:
         if not t["reward"]:
             continue
         for role in t["roles"]:
@@ -161,7 +246,6 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
             ax.errorbar([t["search_reward"][arm]], [r["mean"]], yerr=[[r["mean"] - r["min"]], [r["max"] - r["mean"]]],
                         fmt="*" if arm == "search" else "D", color="C0" if arm == "search" else "C1", capsize=3,
                         label=arm)
-    _finish(plt, fig, ax, run_dir / PLOTS[2], "search reward (evaluator)", "verified reward (mean, min-max over seeds)")
-
-
-__all__ = ["COLUMNS", "PLOTS", "REPORT", "summarize", "summary_lines", "table_rows", "write_report"]
+    _readable_ticks(ax, MaxNLocator, FormatStrFormatter)
+    _finish(plt, fig, ax, path, "search reward (the evaluator's score)",
+            "verified reward (trained; mean, min-max over seeds)")

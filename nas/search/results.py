@@ -23,35 +23,40 @@ import yaml
 
 from search_spaces import GRAMMAR_VERSION, Genotype, convert_legacy, resolve_genotype
 
+from ..experiment.run_dir import CONFIG, TRIALS
 from ..files import atomic_open, atomic_write
 
 logger = logging.getLogger(__name__)
 GRAMMAR_KEY = "grammar"  # genotype string grammar of a row / best.yaml; absent: grammar 1 (c1 = regular conv)
 
-TRIALS = "trials.jsonl"
 BEST = "best.yaml"
 PARETO_CSV = "pareto.csv"
 PARETO_PNG = "pareto.png"
-CONFIG = "config.yaml"
 
 #: Statuses of trials that trained (to their end or until a scheduler stopped them) and have an accuracy.
 FINISHED = ("ok", "stopped")
 
 
 def append_trial(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one trial row and make it durable before returning.
+    """Append one trial row and make it durable before returning (:func:`append_trials`)."""
+    append_trials(run_dir, [row])
 
-    A torn last line (a crash mid-write) is ended first, so the new row starts a line of its own.
+
+def append_trials(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Append trial rows and make them durable before returning: one write, one fsync.
+
+    A torn last line (a crash mid-write) is ended first, so the new rows start a line of their own.
     """
     path = Path(run_dir) / TRIALS
     path.parent.mkdir(parents=True, exist_ok=True)
-    row = {**row, GRAMMAR_KEY: GRAMMAR_VERSION}
+    text = "".join(json.dumps({**row, GRAMMAR_KEY: GRAMMAR_VERSION}, sort_keys=True) + "\n" for row in rows)
     with open(path, "ab+") as f:
-        torn = False
+        f.seek(0, os.SEEK_END)
         if f.tell() > 0:
             f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-        f.write((("\n" if torn else "") + json.dumps(row, sort_keys=True) + "\n").encode("utf-8"))
+            if f.read(1) != b"\n":
+                text = "\n" + text
+        f.write(text.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -99,6 +104,11 @@ def upgrade_row(row: dict[str, Any], path: Path) -> dict[str, Any]:
         return row
     return {**row, "genotype": upgrade_genotype(row["genotype"], None, f"{path} trial {row.get('trial_id')}"),
             GRAMMAR_KEY: GRAMMAR_VERSION}
+
+
+def search_time(rows: list[dict]) -> float:
+    """Search time spent so far (the ``search_s`` of the last recorded trial; downtime not counted)."""
+    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
 
 
 def read_trial_ids(run_dir: Path) -> set[str]:

@@ -9,17 +9,17 @@ resources and Ray to run on); anything else (recipe, space, objective, data,
 seed, ...) would mix two searches in one run dir and is refused with one line
 listing the changed keys.  Budgets may grow, not shrink.
 
-Without Ray Tune's state (deleted, or a budget grown past a finished search)
-the search continues with a fresh controller seeded from ``trials.jsonl``
+The session (``nas.search.session``) brings the controller back from its own
+resume state; a run dir without one (only ``trials.jsonl`` and ``config.yaml``
+left) continues with a fresh controller seeded from ``trials.jsonl``
 (:func:`seed_controller`): every recorded genotype is learned from and never
-proposed again.
+proposed again.  A changed cost bound rebuilds the controller with the new
+constraint around the saved state.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,27 +27,20 @@ import yaml
 from search_spaces import Genotype
 
 from ..config import ConfigError
-from . import results
-from .trial import TrialResult
+from ..evaluators.outcome import TrialResult
+from ..experiment.run_dir import CONFIG
 
 logger = logging.getLogger(__name__)
 
 #: Keys a resumed search may change, and the ones that rebuild the controller (its constraint).
 MAY_CHANGE = ("budget.samples", "budget.time_limit_s", "controller.cost_min", "controller.cost_max",
               "controller.max_tries", "resources.cpus_per_trial", "resources.gpus_per_trial",
-              "resources.num_cpus", "resources.num_gpus", "proxy.threads", "ray.address", "ray.dashboard",
-              "ray.connect_timeout_s")
-NEW_CONTROLLER = ("controller.cost_min", "controller.cost_max", "controller.max_tries")
+              "resources.num_cpus", "resources.num_gpus", "resources.max_concurrent", "proxy.threads",
+              "evaluator.workers", "evaluator.cpus_per_worker", "evaluator.gpus_per_worker", "ray.address",
+              "ray.dashboard", "ray.connect_timeout_s")
 #: Where the run is: taken from the run dir's location, never compared.
 _LOCATION = ("output.dir", "output.name")
 _GROW_ONLY = ("budget.samples", "budget.time_limit_s")
-
-
-def relocated(experiment, run_dir: Path):
-    """``experiment`` with its output at ``run_dir`` (a moved or copied run dir resumes where it is)."""
-    run_dir = Path(run_dir).expanduser().resolve()
-    output = dataclasses.replace(experiment.output, dir=str(run_dir.parent), name=run_dir.name)
-    return dataclasses.replace(experiment, output=output)
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -68,7 +61,7 @@ def changes(experiment) -> dict[str, tuple[Any, Any]]:
 
     Raises ConfigError for a key that may not change on resume, or a budget that shrinks.
     """
-    stored_file = experiment.run_dir / results.CONFIG
+    stored_file = experiment.run_dir / CONFIG
     if not stored_file.is_file():
         return {}
     stored = _flat(yaml.safe_load(stored_file.read_text(encoding="utf-8")) or {})
@@ -107,24 +100,3 @@ def seed_controller(controller, rows: list[dict]) -> int:
             continue
         learned += 1
     return learned
-
-
-def search_time(rows: list[dict]) -> float:
-    """Search time spent so far (the ``search_s`` of the last recorded trial; downtime not counted)."""
-    return max([float(r.get("search_s") or 0.0) for r in rows], default=0.0)
-
-
-def time_left(limit_s: float | None, rows: list[dict]) -> float | None:
-    """What is left of ``budget.time_limit_s`` (``None``: no limit; 0: spent)."""
-    return None if limit_s is None else max(0.0, limit_s - search_time(rows))
-
-
-def cause_of(err: BaseException | None, kind: type) -> BaseException | None:
-    """The first exception of type ``kind`` in ``err``'s chain (Ray wraps a searcher's error)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kind):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None

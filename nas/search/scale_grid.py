@@ -9,10 +9,11 @@ trained on the proxy task, and the best one (``metric``, higher is better)
 fixes the family of step 2 (``efficientnet.compound.compound_family``).
 
 An experiment YAML with one more top-level section, ``grid`` (this module's
-:class:`ScaleGridConfig`); every other section is an ordinary experiment
-(``nas.experiment``).  The trials are the driver's grid mode
-(``nas.driver.run_scale_grid``): parallel, one Tune trial a triple, resumable;
-proxy AND target are scaled there (``nas.experiment.scaled_experiment``).
+:class:`ScaleGridConfig`); every other section is an ordinary search experiment
+(``nas.experiment.search``).  The candidates are one search session
+(``nas.search.session``) over the fixed list of triples, each a Ray Tune trial
+(parallel, resumable, progress with ETA, the same interrupt path as ``nas search``);
+proxy AND target are scaled in the trial (``nas.experiment.search.variant``).
 Outputs in the run dir, next to the driver's ``trials.jsonl`` and
 ``config.yaml``:
 
@@ -23,7 +24,7 @@ Outputs in the run dir, next to the driver's ``trials.jsonl`` and
 * ``scale_choice.yaml`` -- the chosen triple and the family b0..b``max_phi``
   it implies (width, depth, resolution, dropout, params, MACs).
 
-No Ray import here: the driver is imported when the search runs.
+No Ray import here: ``nas.ray`` is imported when the search runs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from search_spaces import Genotype
 
 from ..config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from ..cost.target import TargetModel
-from ..experiment import Experiment, check_run_dir, load_experiment, scale_model, scaled_experiment
+from ..experiment.load import load, prepare_run_dir
+from ..experiment.search import Experiment, scale_model, scaled_experiment
 from ..files import atomic_open, atomic_write
 from . import results
 
@@ -168,7 +170,7 @@ def split_config(raw: dict) -> tuple[ScaleGridConfig, Experiment]:
         raise ConfigError(f"{GRID_KEY}: required section missing; add a '{GRID_KEY}:' mapping (genotype, alphas, "
                           "betas, gammas, tolerance), see experiments/scale_grid.yaml")
     grid = from_dict(ScaleGridConfig, raw.pop(GRID_KEY), GRID_KEY)
-    return grid, load_experiment(data=raw)
+    return grid, load(Experiment, data=raw)
 
 
 def load_scale_search(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
@@ -229,24 +231,6 @@ class ScaleSearchOutcome:
     failed: int
 
 
-class GridProgress:
-    """Progress lines of the driver with the candidate's triple appended (read from ``trials.jsonl``).
-
-    A plain class, not a closure, so the Tuner can pickle it with the recorder.
-    """
-
-    def __init__(self, run_dir: Path, sink: Callable[[str], None]) -> None:
-        self.run_dir = Path(run_dir)
-        self.sink = sink
-
-    def __call__(self, line: str) -> None:
-        rows = results.read_trials(self.run_dir)
-        if rows and "alpha" in rows[-1]:
-            r = rows[-1]
-            line = f"{line} | alpha={r['alpha']:g} beta={r['beta']:g} gamma={r['gamma']:g}"
-        self.sink(line)
-
-
 def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool = False,
                      address: str | None = None, progress: Callable[[str], None] | None = None,
                      trial_fn: Callable | None = None) -> ScaleSearchOutcome:
@@ -254,7 +238,7 @@ def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool
 
     ``resume=True`` continues an interrupted run (finished candidates are kept); the
     grid must be the one the run started with.  ``trial_fn`` replaces the proxy
-    trial (``nas.driver.TrialFn``), for tests.
+    trial (``nas.ray.tune.TrialFn``), for tests.
     """
     triples = check_scale_search(grid, experiment)
     genotype = grid.resolve_genotype()
@@ -263,6 +247,14 @@ def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool
         logger.warning("data.image_size %d < %d px, the largest candidate resolution: those candidates see "
                        "up-scaled images; set data.image_size >= %d", experiment.data.image_size, largest, largest)
     grid = dataclasses.replace(grid, genotype=genotype.to_string())  # a run dir's best may change later
+    run_dir = _prepare(grid, triples, experiment, resume)
+    logger.info("grid search: %d candidates of %s -> %s", len(triples), grid.genotype, run_dir)
+    _run_grid(experiment, genotype, triples, resume, address, progress, trial_fn)
+    return summarize(grid, experiment, genotype, triples, run_dir)
+
+
+def _prepare(grid: ScaleGridConfig, triples: list[CompoundCoefficients], experiment: Experiment,
+             resume: bool) -> Path:
     run_dir = experiment.run_dir
     saved = run_dir / GRID_FILE
     if resume and saved.is_file():
@@ -271,17 +263,28 @@ def run_scale_search(grid: ScaleGridConfig, experiment: Experiment, resume: bool
             raise ConfigError(f"{GRID_KEY}: differs from the grid {str(run_dir)!r} was started with "
                               f"({len(before.triples())} candidates of {before.genotype}); resume with the "
                               "run dir itself or the original config")
-    check_run_dir(experiment, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(experiment, resume)
     atomic_write(saved, yaml.safe_dump(to_dict(grid), sort_keys=False))
-    logger.info("grid search: %d candidates of %s -> %s", len(triples), grid.genotype, run_dir)
+    return run_dir
 
-    from ..driver import run_scale_grid  # imports Ray
 
-    outcome = run_scale_grid(experiment, genotype, [c.as_dict() for c in triples], resume=resume, address=address,
-                             progress=GridProgress(run_dir, progress) if progress is not None else None,
-                             trial_fn=trial_fn)
-    return summarize(grid, experiment, genotype, triples, outcome.run_dir)
+def _run_grid(experiment: Experiment, genotype: Genotype, triples: list[CompoundCoefficients], resume: bool,
+              address: str | None, progress: Callable[[str], None] | None, trial_fn: Callable | None) -> None:
+    from ..experiment.load import write_config
+    from ..ray.local import ray_session
+    from ..ray.tune import pump_trials
+    from .session import ListProposer, Session, run_pump
+
+    write_config(experiment)
+    items = [(genotype.to_string(), c.as_dict()) for c in triples]
+    command = f"nas scale-search {experiment.run_dir} --resume"
+    session = Session(experiment.run_dir, ListProposer(items), len(items), stage="scale-search", resume=resume,
+                      stop_after_failures=experiment.budget.stop_after_failures, progress=progress, unit="trials",
+                      command=command, every_result=True, save_every_s=0.0)
+    r = experiment.resources
+    with ray_session(address or experiment.ray.address, r.num_cpus, r.num_gpus, experiment.ray.dashboard,
+                     experiment.ray.connect_timeout_s):
+        run_pump(session, lambda s: pump_trials(s, experiment, trial_fn))
 
 
 def summarize(grid: ScaleGridConfig, experiment: Experiment, genotype: Genotype,
@@ -363,6 +366,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-__all__ = ["CANDIDATES_CSV", "CHOICE_YAML", "GRID_FILE", "GRID_KEY", "GridProgress", "GridRange",
+__all__ = ["CANDIDATES_CSV", "CHOICE_YAML", "GRID_FILE", "GRID_KEY", "GridRange",
            "ScaleGridConfig", "ScaleSearchOutcome", "candidate_table", "candidate_target", "check_scale_search",
            "implied_family", "load_scale_search", "run_scale_search", "split_config", "summarize"]

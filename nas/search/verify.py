@@ -22,11 +22,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..experiment.run_dir import BASELINE_DIR, STAGES, VERIFY_DIR
 from . import results
-
-BASELINE_DIR = "baseline"
-VERIFY_DIR = "verify"
-STAGES = "stages.json"
 
 
 def read_stages(run_dir: Path) -> dict[str, Any]:

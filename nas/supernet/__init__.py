@@ -1,15 +1,21 @@
-"""One-shot evaluation: a weight-sharing supernet trained once (optionally on Ray Train), scoring any path.
+"""One-shot evaluation's engine: a weight-sharing supernet trained once, scoring any path (floor 5 of nas/).
 
-Public names (the contract of ``/work/wt/notes/supernet_api.md``): :class:`SupernetConfig`,
-:class:`SupernetExperiment`, :func:`load_supernet_experiment`, :func:`train_supernet`,
-:func:`load_supernet`, :class:`SupernetEvaluator`, :class:`Score`.  Ray is imported only by
-``nas.supernet.ray_train`` (not imported here).
+* ``train``: the sandwich rule, in-place distillation, data-parallel shards, per-epoch checkpoints,
+  ``metrics.jsonl`` and TensorBoard curves (``train_supernet``, a plain function: Ray Train runs it
+  per worker from ``nas.ray.supernet``);
+* ``evaluate``: BN recalibration and held-out accuracy of a path (``PathScorer``, ``SupernetScorer`` ->
+  ``Score``);
+* ``checkpoint``: the one-file checkpoint, read without running code, its metadata and tensor shapes
+  checked (``read_checkpoint``, ``check_shapes``, ``load_supernet``).
+
+Its experiment is ``nas.experiment.supernet``; the search's evaluator around it is
+``nas.evaluators.supernet``.  No Ray here.
 """
 
-from .checkpoint import load_supernet, read_checkpoint
-from .config import SupernetConfig, SupernetExperiment, load_supernet_experiment
-from .evaluate import PathScorer, Score, SupernetEvaluator
+from ..experiment.supernet import SupernetConfig, SupernetExperiment, load_supernet_experiment
+from .checkpoint import check_shapes, load_supernet, read_checkpoint
+from .evaluate import PathScorer, Score, SupernetScorer
 from .train import TrainSummary, train_supernet
 
-__all__ = ["PathScorer", "Score", "SupernetConfig", "SupernetEvaluator", "SupernetExperiment", "TrainSummary",
-           "load_supernet", "load_supernet_experiment", "read_checkpoint", "train_supernet"]
+__all__ = ["PathScorer", "Score", "SupernetConfig", "SupernetExperiment", "SupernetScorer", "TrainSummary",
+           "check_shapes", "load_supernet", "load_supernet_experiment", "read_checkpoint", "train_supernet"]

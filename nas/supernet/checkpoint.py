@@ -15,10 +15,15 @@ from typing import Any
 import torch
 
 from efficientnet.supernet import Supernet
-from search_spaces import get_space
+
+from ..experiment.space import resolve_space
+from ..files import path_problem
 
 #: 2: the supernet of any declared space (weight groups per op, ``efficientnet.supernet_ops``).
 FORMAT = 2
+#: What a checkpoint's ``meta`` must hold (``nas.supernet.train._meta`` writes it).
+META_KEYS = ("space", "arch", "data", "proxy", "supernet", "epoch", "epochs", "history")
+_FIX = "pass the supernet.pt a `nas supernet train` run wrote"
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -48,25 +53,68 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's payload; a missing or foreign file is a one-line error naming the fix."""
+    """The checkpoint's payload, its metadata checked; what is wrong with the path or file is one line.
+
+    ``FileNotFoundError`` names the path's problem (does not exist, a folder, a symlink loop);
+    ``ValueError`` says why it is not a supernet checkpoint (not readable by ``torch.load``, another
+    format, missing metadata keys).  Tensor shapes are checked by :func:`check_shapes`.
+    """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"supernet checkpoint {str(path)!r} does not exist; train one with "
-                                "`nas supernet train CONFIG` (it is <output.dir>/<output.name>/supernet.pt)")
+    problem = path_problem(path, "file")
+    if problem is not None:
+        raise FileNotFoundError(f"supernet checkpoint {str(path)!r} {problem}; train one with `nas supernet train "
+                                "CONFIG` (it is <output.dir>/<output.name>/supernet.pt)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{str(path)!r} is not a readable supernet checkpoint ({type(err).__name__}); "
-                         "pass the supernet.pt a `nas supernet train` run wrote") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "meta" not in payload:
-        raise ValueError(f"{str(path)!r} is not a supernet checkpoint of format {FORMAT}; pass the supernet.pt "
-                         "a `nas supernet train` run wrote")
+        raise ValueError(f"{str(path)!r} is not a supernet checkpoint (torch.load failed: {type(err).__name__}); "
+                         f"{_FIX}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("meta"), dict) \
+            or not isinstance(payload.get("model"), dict):
+        raise ValueError(f"{str(path)!r} is not a supernet checkpoint of format {FORMAT}; {_FIX}")
+    missing = [k for k in META_KEYS if k not in payload["meta"]]
+    if missing:
+        raise ValueError(f"{str(path)!r} is not a complete supernet checkpoint: its metadata lacks "
+                         f"{', '.join(missing)}; {_FIX}")
+    if not isinstance(payload["meta"]["arch"], dict):
+        raise ValueError(f"{str(path)!r}: metadata 'arch' is not a mapping of the supernet's sizes; {_FIX}")
     return payload
 
 
 def build_supernet(meta: dict[str, Any]) -> Supernet:
     """An untrained supernet of the space and size recorded in ``meta``."""
-    return Supernet(get_space(meta["space"]), **meta["arch"])
+    return Supernet(resolve_space(meta["space"], "supernet checkpoint space"), **meta["arch"])
+
+
+def check_shapes(payload: dict[str, Any], path: str | Path) -> Supernet:
+    """The supernet the metadata describes, after checking that every tensor of the file fits it.
+
+    A file whose tensors do not match the recorded sizes (another width, a renamed layer, a truncated
+    state) is a ValueError naming the first tensor that does not fit -- before any worker loads it.
+    """
+    try:
+        net = build_supernet(payload["meta"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{str(path)!r}: its metadata does not describe a supernet ({str(err).splitlines()[0]}); "
+                         f"{_FIX}") from None
+    want = net.state_dict()
+    got = payload["model"]
+    for name, tensor in want.items():
+        if name not in got:
+            raise ValueError(f"{str(path)!r}: tensor {name!r} of the recorded supernet is missing from the file; {_FIX}")
+        shape = tuple(getattr(got[name], "shape", ()))
+        if shape != tuple(tensor.shape):
+            raise ValueError(f"{str(path)!r}: tensor {name!r} has shape {list(shape)} but the recorded sizes "
+                             f"({_sizes(payload['meta'])}) give {list(tensor.shape)}; {_FIX}")
+    extra = [k for k in got if k not in want]
+    if extra:
+        raise ValueError(f"{str(path)!r}: tensor {extra[0]!r} is not part of the recorded supernet; {_FIX}")
+    return net
+
+
+def _sizes(meta: dict[str, Any]) -> str:
+    arch = meta.get("arch", {})
+    return ", ".join(f"{k} {arch[k]}" for k in ("width", "depth", "resolution", "num_classes") if k in arch)
 
 
 def load_supernet(path: str | Path, device: str | torch.device = "cpu") -> tuple[Supernet, dict[str, Any]]:
@@ -77,7 +125,6 @@ def load_supernet(path: str | Path, device: str | torch.device = "cpu") -> tuple
     trained with, as dicts), ``epoch`` (last finished), ``epochs`` (planned), ``history``.
     """
     payload = read_checkpoint(path)
-    meta = payload["meta"]
-    net = build_supernet(meta)
+    net = check_shapes(payload, path)
     net.load_state_dict(payload["model"])
-    return net.to(device).eval(), meta
+    return net.to(device).eval(), payload["meta"]

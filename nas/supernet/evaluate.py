@@ -4,8 +4,9 @@ SPOS (Guo et al. 2020, arXiv:1904.00420, section 3.3): a path scored with inheri
 needs its own BatchNorm statistics, recomputed on training batches; the weights are not
 touched.  :class:`PathScorer` holds what scoring needs on the device -- the fixed calibration
 batches (seeded, un-augmented training images, the same for every path) and the held-out
-split -- and :class:`SupernetEvaluator` adds the evaluator contract: built once per worker
-(data and weights loaded once), ``score(genotype) -> Score`` never raises for a bad candidate.
+split -- and :class:`SupernetScorer` adds what a scorer of paths needs: built once per worker
+(data and weights loaded once), ``score(genotype) -> Score`` never raises for a bad candidate.  The
+search's evaluator (``nas.evaluators.supernet``) adds cost and reward.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from torch import nn
 
 from efficientnet import count_spec
 from efficientnet.supernet import Supernet
-from nas.config import from_dict
-from nas.proxy.data import DataConfig, ProxyData, load_data
-from nas.proxy.config import ProxyConfig, resolve_device, use_amp, use_channels_last
-from nas.proxy.train import evaluate
-from nas.proxy.ops import Batcher, DeviceSplit, device_split, is_out_of_memory
 from search_spaces import Genotype
 
+from ..config import from_dict
+from ..data import DataConfig, Dataset, load_data
+from ..experiment.proxy import ProxyConfig
+from ..experiment.supernet import SupernetConfig
+from ..proxy.ops import Batcher, DeviceSplit, device_split, is_out_of_memory
+from ..proxy.runtime import resolve_device, use_amp, use_channels_last
+from ..proxy.train import evaluate
 from .checkpoint import load_supernet
-from .config import SupernetConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def calibration_indices(n: int, batches: int, batch_size: int, seed: int) -> np.
 class PathScorer:
     """Recalibrate-then-evaluate for any path of ``net``, with the calibration batches resident on the device."""
 
-    def __init__(self, net: Supernet, data: ProxyData, proxy: ProxyConfig, calib_batches: int,
+    def __init__(self, net: Supernet, data: Dataset, proxy: ProxyConfig, calib_batches: int,
                  calib_batch_size: int, seed: int, device: torch.device) -> None:
         self.net = net
         self.device = device
@@ -127,7 +129,7 @@ class PathScorer:
         return accuracy, {"calib_s": mid - start, "eval_s": end - mid}
 
 
-class SupernetEvaluator:
+class SupernetScorer:
     """Scores genotypes with a trained supernet: inherited weights, BN recalibrated per path.
 
     Build it once per worker (:meth:`from_checkpoint`); ``score`` and ``score_many`` never raise
@@ -135,7 +137,7 @@ class SupernetEvaluator:
     gives ``Score(status="failed", reason=...)``.
     """
 
-    def __init__(self, net: Supernet, meta: dict[str, Any], data: ProxyData, proxy: ProxyConfig,
+    def __init__(self, net: Supernet, meta: dict[str, Any], data: Dataset, proxy: ProxyConfig,
                  calib_batches: int, calib_batch_size: int, seed: int, device: torch.device) -> None:
         if data.num_classes != net.options["num_classes"]:
             raise ValueError(f"data {data.name!r} has {data.num_classes} classes but the supernet was trained for "
@@ -149,7 +151,7 @@ class SupernetEvaluator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, data_cfg: DataConfig | None = None, calib_batches: int | None = None,
-                        device: str = "auto", calib_batch_size: int | None = None) -> "SupernetEvaluator":
+                        device: str = "auto", calib_batch_size: int | None = None) -> "SupernetScorer":
         """Load weights and data once.  ``data_cfg=None``: the data the supernet was trained on;
         ``calib_batches``/``calib_batch_size`` default to the checkpoint's ``supernet`` section."""
         dev = resolve_device(device)

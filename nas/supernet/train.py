@@ -1,7 +1,7 @@
 """Training the supernet: the sandwich rule, in-place distillation, data-parallel shards, per-epoch checkpoints.
 
 ``train_supernet(exp)`` is a plain function.  With one worker it runs in the calling process
-(no Ray); Ray Train's ``train_loop_per_worker`` (``nas.supernet.ray_train``) calls the same
+(no Ray); Ray Train's ``train_loop_per_worker`` (``nas.ray.supernet``) calls the same
 function on every worker with that worker's ``rank`` and ``world_size`` inside an initialised
 ``torch.distributed`` process group.
 
@@ -40,14 +40,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from efficientnet.supernet import Supernet
-from nas.config import ConfigError, to_dict
-from nas.proxy.data import load_data
-from nas.proxy.config import resolve_device, use_amp, use_channels_last
-from nas.proxy.ops import Batcher, device_split, lr_factor, make_optimizer
-from search_spaces import get_space
 
+from ..config import ConfigError, to_dict
+from ..data import load_data
+from ..experiment.supernet import SupernetExperiment, arch_options
+from ..progress import EpochLog
+from ..proxy.ops import Batcher, device_split, lr_factor, make_optimizer
+from ..proxy.runtime import resolve_device, use_amp, use_channels_last
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import SupernetExperiment, arch_options
 from .evaluate import PathScorer
 
 log = logging.getLogger(__name__)
@@ -136,111 +136,151 @@ def train_step(net: Supernet, optimizer: torch.optim.Optimizer, x: torch.Tensor,
 
 
 def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0, world_size: int = 1,
-                   device: torch.device | str | None = None, report: Report | None = None) -> TrainSummary:
+                   device: torch.device | str | None = None, report: Report | None = None,
+                   on_step: Report | None = None) -> TrainSummary:
     """Train (or continue) the supernet of ``exp``; rank 0 writes the checkpoint after every epoch.
 
     ``resume``: continue from the checkpoint's last finished epoch (a missing checkpoint starts
     afresh).  Without ``resume`` an existing checkpoint is an error (never overwritten).
-    ``report(metrics)`` is called after every epoch on every worker.
+    ``report(metrics)`` is called after every epoch on every worker; ``on_step(progress)`` at most
+    every ``STEP_REPORT_S`` seconds inside an epoch (rank 0).  Rank 0 also appends every epoch's
+    metrics to ``metrics.jsonl`` and TensorBoard curves (``tensorboard/supernet``) in the run dir.
     """
-    cfg, proxy = exp.supernet, exp.proxy
+    cfg = exp.supernet
     if world_size > 1 and not dist.is_initialized():
         raise RuntimeError("world_size > 1 needs an initialised torch.distributed process group (Ray Train)")
     if cfg.batch_size % world_size:
         raise ConfigError(f"supernet.batch_size={cfg.batch_size} must be divisible by the {world_size} workers")
-    device = resolve_device(proxy.device) if device is None else torch.device(device)
-    path = exp.checkpoint_path
-    payload = None
-    if path.exists():
-        if not resume:
-            raise ConfigError(f"output: {str(path)!r} already holds a supernet; pass --resume to continue it or "
-                              "set output.name to start a new one")
-        payload = read_checkpoint(path)
-    elif resume:
-        log.info("--resume: no checkpoint at %s yet, starting from epoch 1", path)
-    data = load_data(exp.data)
-    space = get_space(exp.space)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # the initial weights: the same on every worker
-        net = Supernet(space, **arch_options(exp, data.num_classes))
-    if cfg.zero_init:
-        net.zero_init()
-    start_epoch, history = 1, []
-    if payload is not None:
-        _check_resumable(payload["meta"], exp, net, path)
-        net.load_state_dict(payload["model"])
-        start_epoch = int(payload["meta"]["epoch"]) + 1
-        history = list(payload["meta"]["history"])
-    channels_last = use_channels_last(proxy, device)
-    net = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    optimizer = make_optimizer(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.betas,
-                               device)
-    if payload is not None and payload.get("optimizer") is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-    del payload
-    if start_epoch > cfg.epochs:
-        log.info("supernet at %s already trained %d of %d epochs", path, start_epoch - 1, cfg.epochs)
-        return TrainSummary(start_epoch - 1, str(path), history, start_epoch - 1)
+    run = _SupernetRun(exp, resume, rank, world_size, resolve_device(exp.proxy.device) if device is None
+                       else torch.device(device))
+    if run.start_epoch > cfg.epochs:
+        log.info("supernet at %s already trained %d of %d epochs", run.path, run.start_epoch - 1, cfg.epochs)
+        return TrainSummary(run.start_epoch - 1, str(run.path), run.history, run.start_epoch - 1)
+    curves = EpochLog(exp.run_dir, "supernet") if rank == 0 else None
+    try:
+        for epoch in range(run.start_epoch, cfg.epochs + 1):
+            metrics = run.epoch(epoch, on_step if rank == 0 else None)
+            run.history.append(metrics)
+            log.debug("supernet epoch %d/%d: %s", epoch, cfg.epochs, metrics)
+            if rank == 0:
+                save_checkpoint(run.path, run.net, run.optimizer, _meta(exp, run.net, epoch, run.history, world_size))
+                curves.write(metrics)
+            if report is not None:
+                report(dict(metrics))
+    finally:
+        if curves is not None:
+            curves.close()
+    if world_size > 1 or rank > 0:
+        _write_worker_record(exp, rank, world_size, run.shard, run.net)
+    return TrainSummary(cfg.epochs, str(run.path), run.history, run.start_epoch - 1)
 
-    train = device_split(data, "train", device)
-    batcher = Batcher(data, device, proxy.resolution, proxy.crop_padding, proxy.flip, channels_last)
-    scorer = PathScorer(net, data, proxy, cfg.calib_batches, cfg.calib_batch_size, cfg.seed, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
-    big, small = net.largest(), net.smallest()
-    n = len(train.y)
-    batch = min(cfg.batch_size, n - n % world_size)
-    local = batch // world_size
-    steps = n // batch
-    total = steps * cfg.epochs
-    warmup = min(total, round(cfg.warmup_epochs * steps))
-    params = [p for p in net.parameters() if p.requires_grad]
-    bn_buffers = [b for bn in net.batchnorms() for b in (bn.running_mean, bn.running_var)]
-    step = (start_epoch - 1) * steps
-    shard: list[int] = []
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        net.train()
-        t0 = time.perf_counter()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(cfg.seed, epoch))).to(train.y.device)
-        augment = torch.Generator(device=device)
-        augment.manual_seed(_seed(cfg.seed, epoch, rank + 1))
+
+#: Inside an epoch, ``on_step`` is called at most this often (a progress line a person sees).
+STEP_REPORT_S = 10.0
+
+
+class _SupernetRun:
+    """One training run's state: the supernet on its device, the optimizer, data, batcher and path scorer."""
+
+    def __init__(self, exp: SupernetExperiment, resume: bool, rank: int, world_size: int, device: torch.device):
+        cfg = exp.supernet
+        self.exp, self.cfg, self.rank, self.world_size, self.device = exp, cfg, rank, world_size, device
+        self.path = exp.checkpoint_path
+        payload = self._payload(resume)
+        data = load_data(exp.data)
+        self.space = exp.search_space
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # the initial weights: the same on every worker
+            net = Supernet(self.space, **arch_options(exp, data.num_classes))
+        if cfg.zero_init:
+            net.zero_init()
+        self.start_epoch, self.history = 1, []
+        if payload is not None:
+            _check_resumable(payload["meta"], exp, net, self.path)
+            net.load_state_dict(payload["model"])
+            self.start_epoch = int(payload["meta"]["epoch"]) + 1
+            self.history = list(payload["meta"]["history"])
+        channels_last = use_channels_last(exp.proxy, device)
+        self.net = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        self.optimizer = make_optimizer(self.net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
+                                        cfg.betas, device)
+        if payload is not None and payload.get("optimizer") is not None:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        self._setup(data, channels_last)
+
+    def _payload(self, resume: bool) -> dict | None:
+        if self.path.exists():
+            if not resume:
+                raise ConfigError(f"output: {str(self.path)!r} already holds a supernet; pass --resume to continue it "
+                                  "or set output.name to start a new one")
+            return read_checkpoint(self.path)
+        if resume:
+            log.info("--resume: no checkpoint at %s yet, starting from epoch 1", self.path)
+        return None
+
+    def _setup(self, data, channels_last: bool) -> None:
+        cfg, proxy, device = self.cfg, self.exp.proxy, self.device
+        self.train = device_split(data, "train", device)
+        self.batcher = Batcher(data, device, proxy.resolution, proxy.crop_padding, proxy.flip, channels_last)
+        self.scorer = PathScorer(self.net, data, proxy, cfg.calib_batches, cfg.calib_batch_size, cfg.seed, device)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
+        self.big, self.small = self.net.largest(), self.net.smallest()
+        n = len(self.train.y)
+        self.batch = min(cfg.batch_size, n - n % self.world_size)
+        self.steps = n // self.batch
+        self.total = self.steps * cfg.epochs
+        self.warmup = min(self.total, round(cfg.warmup_epochs * self.steps))
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.bn_buffers = [b for bn in self.net.batchnorms() for b in (bn.running_mean, bn.running_var)]
+        self.shard: list[torch.Tensor] = []
+
+    def epoch(self, epoch: int, on_step: Report | None = None) -> dict[str, Any]:
+        """Train one epoch (seeded by ``(seed, epoch)``), average BN across workers, score the extremes."""
+        cfg, n, local = self.cfg, len(self.train.y), self.batch // self.world_size
+        self.net.train()
+        t0 = last = time.perf_counter()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(cfg.seed, epoch))).to(self.train.y.device)
+        augment = torch.Generator(device=self.device)
+        augment.manual_seed(_seed(cfg.seed, epoch, self.rank + 1))
         paths_rng = np.random.default_rng([cfg.seed, epoch, 7])
-        loss_sum = torch.zeros((), device=device)
-        shard = []
-        for i in range(steps):
-            factor = lr_factor(step, total, warmup, cfg.schedule, cfg.final_lr)
-            for group in optimizer.param_groups:
+        loss_sum = torch.zeros((), device=self.device)
+        self.shard, factor, paths = [], 1.0, []
+        for i in range(self.steps):
+            step = (epoch - 1) * self.steps + i
+            factor = lr_factor(step, self.total, self.warmup, cfg.schedule, cfg.final_lr)
+            for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * factor
-            idx = order[i * batch + rank * local:i * batch + (rank + 1) * local]
-            shard.append(idx)
-            x, y = batcher.train_batch(train, idx, augment), train.y[idx]
-            paths = ([big, small] if cfg.sandwich else []) + [space.sample(paths_rng) for _ in range(cfg.random_paths)]
-            loss_sum += train_step(net, optimizer, x, y, paths, cfg.distill, proxy.label_smoothing, autocast,
-                                   params, world_size, cfg.grad_clip)
-            step += 1
-        mean_loss = float(loss_sum.item()) / max(1, steps)
-        train_s = time.perf_counter() - t0
+            idx = order[i * self.batch + self.rank * local:i * self.batch + (self.rank + 1) * local]
+            self.shard.append(idx)
+            x, y = self.batcher.train_batch(self.train, idx, augment), self.train.y[idx]
+            paths = ([self.big, self.small] if cfg.sandwich else []) + [self.space.sample(paths_rng)
+                                                                      for _ in range(cfg.random_paths)]
+            loss_sum += train_step(self.net, self.optimizer, x, y, paths, cfg.distill, self.exp.proxy.label_smoothing,
+                                   self.autocast, self.params, self.world_size, cfg.grad_clip)
+            if on_step is not None and time.perf_counter() - last >= STEP_REPORT_S:
+                last = time.perf_counter()
+                on_step({"epoch": epoch, "epochs": cfg.epochs, "step": i + 1, "steps": self.steps,
+                         "images_per_s": (i + 1) * self.batch / (last - t0)})
+        return self._finish_epoch(epoch, float(loss_sum.item()) / max(1, self.steps), time.perf_counter() - t0,
+                                  cfg.lr * factor, len(paths))
+
+    def _finish_epoch(self, epoch: int, mean_loss: float, train_s: float, lr: float, paths: int) -> dict[str, Any]:
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"supernet training loss became {mean_loss} in epoch {epoch}; lower supernet.lr "
                                      "or set supernet.grad_clip")
         with torch.no_grad():
-            _all_reduce_mean(bn_buffers, world_size)
+            _all_reduce_mean(self.bn_buffers, self.world_size)
         t1 = time.perf_counter()
-        acc_big, _ = scorer(big)
-        acc_small, _ = scorer(small)
-        metrics = {"epoch": epoch, "loss": mean_loss, "accuracy_largest": acc_big, "accuracy_smallest": acc_small,
-                   "lr": cfg.lr * factor, "train_s": train_s, "eval_s": time.perf_counter() - t1,
-                   "path_images_per_s": steps * batch * len(paths) / max(train_s, 1e-9),
-                   "images_per_s": steps * batch / max(train_s, 1e-9)}
-        history.append(metrics)
-        log.info("supernet epoch %d/%d: loss %.4f, held-out accuracy largest %.4f smallest %.4f, %.0f path-images/s",
-                 epoch, cfg.epochs, mean_loss, acc_big, acc_small, metrics["path_images_per_s"])
-        if rank == 0:
-            save_checkpoint(path, net, optimizer, _meta(exp, net, epoch, history, world_size))
-        if report is not None:
-            report(dict(metrics))
-    if world_size > 1 or rank > 0:
-        _write_worker_record(exp, rank, world_size, shard, net)
-    return TrainSummary(cfg.epochs, str(path), history, start_epoch - 1)
+        acc_big, _ = self.scorer(self.big)
+        acc_small, _ = self.scorer(self.small)
+        done = epoch - self.start_epoch + 1
+        elapsed = sum(h["train_s"] + h["eval_s"] for h in self.history[-(done - 1):]) if done > 1 else 0.0
+        epoch_s = train_s + time.perf_counter() - t1
+        return {"epoch": epoch, "epochs": self.cfg.epochs, "loss": mean_loss, "accuracy_largest": acc_big,
+                "accuracy_smallest": acc_small, "lr": lr, "train_s": train_s, "eval_s": time.perf_counter() - t1,
+                "path_images_per_s": self.steps * self.batch * paths / max(train_s, 1e-9),
+                "images_per_s": self.steps * self.batch / max(train_s, 1e-9),
+                "eta_s": (elapsed + epoch_s) / done * (self.cfg.epochs - epoch)}
 
 
 def _write_worker_record(exp: SupernetExperiment, rank: int, world_size: int, shard: list[torch.Tensor],

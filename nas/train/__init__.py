@@ -1,6 +1,7 @@
-"""Full-recipe training of a (scaled) genotype: ``nas train``.
+"""Full-recipe training of a (scaled) genotype, ``nas train`` (floor 5 of nas/).
 
-``config`` (the strict YAML sections), ``augment`` + ``pipeline`` (tensor augmentation), ``optim``
-(TF RMSProp, the schedule, EMA), ``loop`` (the plain per-worker function), ``checkpoint`` (what a
-checkpoint and a finished run hold).  ``ray_train`` is the one module that imports Ray.
+``augment`` + ``pipeline`` (tensor augmentation), ``optim`` (TF RMSProp, the schedule, EMA), ``loop``
+(the plain per-worker function), ``checkpoint`` (what a checkpoint and a finished run hold).  The
+recipe's typed sections are ``nas.experiment.train``; Ray Train runs the loop from ``nas.ray.train``.
+No Ray here.
 """

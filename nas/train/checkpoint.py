@@ -16,7 +16,6 @@ the module) and ``result.json`` (final test accuracy).  Everything is read with
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,15 @@ import yaml
 from efficientnet import EfficientNet, ModelSpec, build_model
 from search_spaces import Genotype
 
-STATE = "state.pt"
+from ..experiment.train import CHECKPOINT_STATE, EPOCH_DIR
+from ..export import apply_state, load_weights
+
+STATE = CHECKPOINT_STATE
 WEIGHTS = "weights.pt"
 MODEL = "model.yaml"
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
-_EPOCH_DIR = re.compile(r"^epoch_(\d{4,})$")
+_EPOCH_DIR = EPOCH_DIR
 
 
 def epoch_dir_name(epoch: int) -> str:
@@ -113,10 +115,15 @@ def load_trained(run_dir: str | Path, weights: str | Path | None = None) -> tupl
         raise FileNotFoundError(f"{source} not found: the run has not finished (its checkpoints are "
                                 f"{', '.join(p.name for p in checkpoints(run_dir)) or 'none'}); pass one of them "
                                 "with --weights RUN_DIR/epoch_NNNN")
-    state = load(source)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["ema"]["module"] if state.get("ema") else state["model"]
-    model.load_state_dict(state, strict=True)
+    if source.name == STATE:  # a checkpoint folder: the EMA weights when it has them, else the raw ones
+        state = load(source)
+        if isinstance(state, dict) and state.get("ema"):
+            state = state["ema"]["module"]
+        elif isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]
+        apply_state(model, state, str(source))
+    else:
+        load_weights(model, source, "--weights")
     return model.eval(), spec
 
 

@@ -1,11 +1,11 @@
 """The training loop of ``nas train``: one plain function per worker, with its distributed edges injected.
 
 ``run_worker(job, session)`` is what every worker runs (Ray Train calls it through
-``nas.train.ray_train``; :class:`LocalSession` runs it in this process with one
+``nas.ray.train``; :class:`LocalSession` runs it in this process with one
 worker).  The session supplies the rank, the world size, the device, the latest
 checkpoint and ``report``; the loop knows nothing of Ray.  Data parallelism:
 
-* every worker loads the dataset (``nas.proxy.data.load_data``, cached per process) and
+* every worker loads the dataset (``nas.data.load_data``, cached per process) and
   trains on its shard: one seeded permutation per epoch, shared by all ranks,
   of which rank r takes positions r, r + N, ...; batch = global batch / N;
 * the model is wrapped in DDP when N > 1 (gradients averaged, BatchNorm
@@ -40,13 +40,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from efficientnet import ModelSpec, build_model
-from nas.proxy.data import DataConfig, load_data
+from nas.data import DataConfig, load_data
 from nas.proxy.train import zero_init
 from nas.proxy.ops import device_split
 from search_spaces import Genotype
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from ..experiment.train import TrainConfig
 from .optim import EfficientNetSchedule, ModelEma, make_optimizer
 from .pipeline import Augmenter
 
@@ -118,98 +118,125 @@ class LocalSession:
 
 def run_worker(job: TrainJob, session: Session) -> dict[str, Any]:
     """Train ``job`` as worker ``session.rank`` of ``session.world``; returns the final metrics (rank 0's view)."""
-    cfg = job.train
-    rank, world, device = session.rank, session.world, session.device
-    torch.set_num_threads(job.threads)
-    run_dir = Path(job.run_dir)
-    data = load_data(job.data)
-    spec = job.spec(data.num_classes)
-    channels_last = _flag(cfg.channels_last, device.type == "cuda")
-    amp = _flag(cfg.amp, device.type == "cuda")
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_model(spec, drop_connect_rate=cfg.drop_connect_rate, bn_eps=cfg.bn_eps,
-                        bn_momentum=cfg.bn_momentum, same_padding=job.padding == "same")
-    if cfg.zero_init:
-        zero_init(model)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    torch.manual_seed(cfg.seed + 1 + rank)  # dropout / stochastic depth streams differ per rank
-    generator = torch.Generator(device=device)
-    generator.manual_seed(cfg.seed * 1009 + rank)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_model_yaml(run_dir, ckpt.spec_record(spec, job.padding, cfg.bn_eps))
-
-    per_worker = cfg.batch_size // world
-    train = device_split(data, "train", device)
-    n = len(train.y)
-    per_rank = n // world
-    steps = per_rank // per_worker
-    if steps < 1:
-        raise ValueError(f"train.batch_size={cfg.batch_size} ({per_worker} per worker) exceeds the {per_rank} "
-                         f"training images of each of the {world} workers; lower train.batch_size")
-    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if world > 1 else model
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.peak_lr(), cfg.momentum, cfg.rmsprop_decay, cfg.epsilon,
-                               cfg.weight_decay)
-    schedule = EfficientNetSchedule(cfg.peak_lr(), steps, cfg.warmup_epochs, cfg.decay_epochs, cfg.decay_rate)
-    ema = ModelEma(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay is not None else None
-    augmenter = Augmenter(cfg, data.mean, data.std, spec.resolution, device, channels_last)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    with session.latest_checkpoint() as found:
-        if found is not None:
-            start_epoch, history = _restore(Path(found), rank, model, ema, optimizer, schedule, generator)
-            log.info("rank %d resumes after epoch %d (step %d)", rank, start_epoch, schedule.step)
-    attempt = 1 + max((h.get("attempt", 1) for h in history), default=0)
-    writer = _MetricsWriter(run_dir, history, start_epoch) if rank == 0 else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
-    holdout = device_split(data, "holdout", device)
-    epoch_times: list[float] = []
+    w = _Worker(job, session)
+    writer = _MetricsWriter(w.run_dir, w.history, w.start_epoch) if w.rank == 0 else None
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            begin = time.perf_counter()
-            order = shard(n, world, rank, cfg.seed, epoch, device)
-            ddp.train()
-            losses = torch.zeros(steps, device=device)
-            for i in range(steps):
-                idx = order[i * per_worker:(i + 1) * per_worker]
-                x = augmenter.train_batch(train.x[idx], generator)
-                lr = schedule.lr()
-                losses[i] = train_step(ddp, model, x, train.y[idx], optimizer, schedule, ema, cfg, autocast)
-            train_s = time.perf_counter() - begin
-            quarter = max(1, steps // 4)
-            loss_mean, loss_start, loss_end = (_mean(v, world) for v in (
-                losses.mean(), losses[:quarter].mean(), losses[-quarter:].mean()))
-            if not math.isfinite(loss_mean):
-                raise FloatingPointError(f"training loss became {loss_mean} in epoch {epoch}; lower train.lr")
-            metrics = {"epoch": epoch, "epochs": cfg.epochs, "attempt": attempt, "loss": loss_mean, "loss_start": loss_start,
-                       "loss_end": loss_end, "lr": lr,
-                       "step": schedule.step, "images": steps * per_worker * world,
-                       "images_per_s": steps * per_worker * world / train_s, "train_s": train_s,
-                       "accuracy": evaluate(model, augmenter, holdout, cfg.eval_batch_size, rank, world, autocast),
-                       "replica_max_diff": replica_max_diff(model, world),
-                       "shard_overlap": shard_overlap(order[:steps * per_worker], world, n)}
-            if ema is not None:
-                metrics["ema_accuracy"] = evaluate(ema.module, augmenter, holdout, cfg.eval_batch_size, rank, world,
-                                                   autocast)
-            epoch_times.append(time.perf_counter() - begin)
-            metrics["epoch_s"] = epoch_times[-1]
-            metrics["eta_s"] = sum(epoch_times) / len(epoch_times) * (cfg.epochs - epoch)
-            history.append(metrics)
+        for epoch in range(w.start_epoch + 1, job.train.epochs + 1):
+            metrics = w.epoch(epoch)
+            w.history.append(metrics)
             with tempfile.TemporaryDirectory(prefix="effnas-ckpt-") as tmp:
-                torch.save(ckpt.rng_state(generator), Path(tmp) / ckpt.rng_file(rank))
-                if rank == 0:
-                    torch.save({"model": model.state_dict(), "ema": ema.state_dict() if ema else None,
-                                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                                "epoch": epoch, "history": history}, Path(tmp) / ckpt.STATE)
+                w.save(Path(tmp), epoch)
+                if writer is not None:
                     writer.write(metrics)
                 session.report(metrics, tmp)
-        final = _finish(model, ema, augmenter, data, device, cfg, rank, world, autocast, run_dir, spec, history)
+        final = _finish(w.model, w.ema, w.augmenter, w.data, w.device, job.train, w.rank, w.world, w.autocast,
+                        w.run_dir, w.spec, w.history)
     finally:
         if writer is not None:
             writer.close()
     session.report(final, None)
     return final
+
+
+class _Worker:
+    """One worker's training state: model (+ DDP, EMA), optimizer, schedule, data, its generator, history."""
+
+    def __init__(self, job: TrainJob, session: Session) -> None:
+        cfg = self.cfg = job.train
+        self.rank, self.world, self.device = session.rank, session.world, session.device
+        device = self.device
+        torch.set_num_threads(job.threads)
+        self.run_dir = Path(job.run_dir)
+        self.data = load_data(job.data)
+        self.spec = job.spec(self.data.num_classes)
+        channels_last = _flag(cfg.channels_last, device.type == "cuda")
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        model = build_model(self.spec, drop_connect_rate=cfg.drop_connect_rate, bn_eps=cfg.bn_eps,
+                            bn_momentum=cfg.bn_momentum, same_padding=job.padding == "same")
+        if cfg.zero_init:
+            zero_init(model)
+        self.model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        torch.manual_seed(cfg.seed + 1 + self.rank)  # dropout / stochastic depth streams differ per rank
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(cfg.seed * 1009 + self.rank)
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.write_model_yaml(self.run_dir, ckpt.spec_record(self.spec, job.padding, cfg.bn_eps))
+        self._setup(channels_last)
+        self.start_epoch, self.history = 0, []
+        with session.latest_checkpoint() as found:
+            if found is not None:
+                self.start_epoch, self.history = _restore(Path(found), self.rank, self.model, self.ema,
+                                                          self.optimizer, self.schedule, self.generator)
+                log.info("rank %d resumes after epoch %d (step %d)", self.rank, self.start_epoch, self.schedule.step)
+        self.attempt = 1 + max((h.get("attempt", 1) for h in self.history), default=0)
+        self.epoch_times: list[float] = []
+
+    def _setup(self, channels_last: bool) -> None:
+        cfg, device, world = self.cfg, self.device, self.world
+        self.per_worker = cfg.batch_size // world
+        self.train = device_split(self.data, "train", device)
+        self.n = len(self.train.y)
+        per_rank = self.n // world
+        self.steps = per_rank // self.per_worker
+        if self.steps < 1:
+            raise ValueError(f"train.batch_size={cfg.batch_size} ({self.per_worker} per worker) exceeds the "
+                             f"{per_rank} training images of each of the {world} workers; lower train.batch_size")
+        self.ddp = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else self.model
+        self.optimizer = make_optimizer(self.model, cfg.optimizer, cfg.peak_lr(), cfg.momentum, cfg.rmsprop_decay,
+                                        cfg.epsilon, cfg.weight_decay)
+        self.schedule = EfficientNetSchedule(cfg.peak_lr(), self.steps, cfg.warmup_epochs, cfg.decay_epochs,
+                                             cfg.decay_rate)
+        self.ema = ModelEma(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay is not None else None
+        self.augmenter = Augmenter(cfg, self.data.mean, self.data.std, self.spec.resolution, device, channels_last)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if _flag(cfg.amp, device.type == "cuda") \
+            else nullcontext()
+        self.holdout = device_split(self.data, "holdout", device)
+
+    def epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch on this worker's shard; the epoch's metrics (loss, held-out accuracy, replica checks, ETA)."""
+        cfg, steps, per_worker, world = self.cfg, self.steps, self.per_worker, self.world
+        begin = time.perf_counter()
+        order = shard(self.n, world, self.rank, cfg.seed, epoch, self.device)
+        self.ddp.train()
+        losses = torch.zeros(steps, device=self.device)
+        lr = self.schedule.lr()
+        for i in range(steps):
+            idx = order[i * per_worker:(i + 1) * per_worker]
+            x = self.augmenter.train_batch(self.train.x[idx], self.generator)
+            lr = self.schedule.lr()
+            losses[i] = train_step(self.ddp, self.model, x, self.train.y[idx], self.optimizer, self.schedule,
+                                   self.ema, cfg, self.autocast)
+        train_s = time.perf_counter() - begin
+        quarter = max(1, steps // 4)
+        loss_mean, loss_start, loss_end = (_mean(v, world) for v in (
+            losses.mean(), losses[:quarter].mean(), losses[-quarter:].mean()))
+        if not math.isfinite(loss_mean):
+            raise FloatingPointError(f"training loss became {loss_mean} in epoch {epoch}; lower train.lr")
+        images = steps * per_worker * world
+        metrics = {"epoch": epoch, "epochs": cfg.epochs, "attempt": self.attempt, "loss": loss_mean,
+                   "loss_start": loss_start, "loss_end": loss_end, "lr": lr, "step": self.schedule.step,
+                   "images": images, "images_per_s": images / train_s, "train_s": train_s,
+                   "accuracy": evaluate(self.model, self.augmenter, self.holdout, cfg.eval_batch_size, self.rank,
+                                        world, self.autocast),
+                   "replica_max_diff": replica_max_diff(self.model, world),
+                   "shard_overlap": shard_overlap(order[:steps * per_worker], world, self.n)}
+        if self.ema is not None:
+            metrics["ema_accuracy"] = evaluate(self.ema.module, self.augmenter, self.holdout, cfg.eval_batch_size,
+                                               self.rank, world, self.autocast)
+        self.epoch_times.append(time.perf_counter() - begin)
+        metrics["epoch_s"] = self.epoch_times[-1]
+        metrics["eta_s"] = sum(self.epoch_times) / len(self.epoch_times) * (cfg.epochs - epoch)
+        return metrics
+
+    def save(self, folder: Path, epoch: int) -> None:
+        """This worker's part of the epoch's checkpoint into ``folder`` (rank 0: the model state too)."""
+        torch.save(ckpt.rng_state(self.generator), folder / ckpt.rng_file(self.rank))
+        if self.rank == 0:
+            torch.save({"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+                        "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                        "epoch": epoch, "history": self.history}, folder / ckpt.STATE)
 
 
 def train_step(ddp, model, x, y, optimizer, schedule: EfficientNetSchedule, ema: ModelEma | None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import augment as A
-from .config import TrainConfig
+from ..experiment.train import TrainConfig
 
 
 class Augmenter:

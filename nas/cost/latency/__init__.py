@@ -6,22 +6,56 @@
 * ``build``: which layers a space needs, measuring them, calibrating the sum.
 * ``validate``: predicted vs measured latency of random genotypes.
 * ``cost``: :class:`LatencyCost`, the ``latency`` cost of the MnasNet objective.
+
+The names below are imported from their submodule on first use (PEP 562), so ``nas.cost.latency.measure``
+(settings, no torch at import) can be read without importing torch -- ``nas profile --help`` does.
 """
 
-from .build import (build_table, calibrate, fit_calibration, measure_genotype, measure_genotypes, measure_layers,
-                    reference_genotypes, sample_genotypes, sampled_layers, space_layers)
-from .cost import LatencyCost
-from .lut import (FORMAT, VERSION, LatencyTable, MissingLayerError, TableModel, classifier_layer, describe_layer,
-                  layer_module, model_layers)
-from .measure import Measurement, MeasureSettings, cpu_threads
-from .targets import describe_target, measure_many, measure_module, prepare, target_context
-from .validate import ValidationReport, ValidationRow, spearman, validate_table, validation_genotypes
+import importlib
 
-__all__ = [
-    "FORMAT", "VERSION", "LatencyCost", "LatencyTable", "Measurement", "MeasureSettings", "MissingLayerError",
-    "TableModel", "ValidationReport", "ValidationRow", "build_table", "calibrate", "classifier_layer",
-    "cpu_threads", "describe_layer", "describe_target", "fit_calibration", "layer_module",
-    "measure_genotype", "measure_genotypes", "measure_layers", "measure_many",
-    "measure_module", "model_layers", "reference_genotypes", "prepare", "sample_genotypes", "sampled_layers",
-    "space_layers", "spearman", "target_context", "validate_table", "validation_genotypes",
-]
+_WHERE = {
+    'build_table': 'build',
+    'calibrate': 'build',
+    'fit_calibration': 'build',
+    'measure_genotype': 'build',
+    'measure_genotypes': 'build',
+    'measure_layers': 'build',
+    'reference_genotypes': 'build',
+    'sample_genotypes': 'build',
+    'sampled_layers': 'build',
+    'space_layers': 'build',
+    'LatencyCost': 'cost',
+    'FORMAT': 'lut',
+    'VERSION': 'lut',
+    'LatencyTable': 'lut',
+    'MissingLayerError': 'lut',
+    'TableModel': 'lut',
+    'classifier_layer': 'lut',
+    'describe_layer': 'lut',
+    'layer_module': 'lut',
+    'model_layers': 'lut',
+    'Measurement': 'measure',
+    'MeasureSettings': 'measure',
+    'cpu_threads': 'measure',
+    'describe_target': 'targets',
+    'measure_many': 'targets',
+    'measure_module': 'targets',
+    'prepare': 'targets',
+    'target_context': 'targets',
+    'ValidationReport': 'validate',
+    'ValidationRow': 'validate',
+    'spearman': 'validate',
+    'validate_table': 'validate',
+    'validation_genotypes': 'validate',
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_WHERE)

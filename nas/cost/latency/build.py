@@ -25,6 +25,7 @@ scale alone when fewer than three genotypes or a non-positive slope);
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import replace
 from functools import partial
@@ -206,9 +207,20 @@ def build_table(space: SearchSpace, target: TargetModel, settings: MeasureSettin
     table = LatencyTable(settings=settings, model=TableModel.of(space.name, target), target=info)
     log.info("measuring %d distinct layers of space %r at resolution %d on %s (%s, %d threads)", len(layers),
              space.name, target.resolution, settings.backend, info["device"], settings.threads)
+    load_before = _load()
     measure_layers(table, layers)
     table.target["layers_from"] = "space" if samples is None else f"{samples} sampled genotypes (seed {seed})"
     table.target["seed"] = seed
     if cal:
         calibrate(table, cal)
+    table.target["noise"] = {**table.noise(), "load": [min(load_before, _load()), max(load_before, _load())],
+                             "cpus": os.cpu_count()}
     return table
+
+
+def _load() -> float:
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return 0.0

@@ -5,7 +5,7 @@ latency measured on the target phone.  :class:`LatencyCost` implements the
 cost interface of ``nas.cost.base`` (``name``, ``unit``, ``cost(genotype)``), so an
 experiment picks it with ``objective: {cost: latency, target: <T in ms>,
 latency_table: lut.json}`` exactly as it picks MACs; the soft and hard forms
-are the objective's (``nas.search.objective``), not this module's.
+are the objective's (``nas.cost.objective``), not this module's.
 
 Two modes: ``predicted`` (default) sums the table's per-layer entries and
 applies its calibration -- microseconds per candidate, noise-free;

@@ -163,7 +163,8 @@ class LatencyTable:
                 raise MissingLayerError(
                     f"latency table has no entry for layer {describe_layer(spec.key())} (resolution "
                     f"{self.model.resolution}, width {self.model.width:g}); rebuild the table for the whole space "
-                    "(`nas profile` without --samples) or turn on measure_missing")
+                    "(`nas profile` without --samples), or measure what is missing: `nas profile --validate TABLE "
+                    "--measure-missing` (in code: LatencyCost(..., measure_missing=True))")
             total += entry.value(self.settings.statistic)
         return total
 
@@ -184,9 +185,18 @@ class LatencyTable:
                 f"target: nas profile --target {self.settings.backend} --resolution {t.resolution} --width "
                 f"{t.width:g} --depth {t.depth:g} --num-classes {t.num_classes} --out LUT")
 
+    def noise(self) -> dict:
+        """How noisy the entries are (``nas.cost.latency.measure.noise_summary``), with the load recorded at build."""
+        from .measure import noise_summary
+
+        recorded = self.target.get("noise") or {}
+        return {**noise_summary(list(self.entries.values()), self.settings.clock),
+                **{k: recorded[k] for k in ("load", "cpus") if k in recorded}}
+
     # -- files --------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        entries = [{**_key_to_dict(k), **m.to_dict()} for k, m in sorted(self.entries.items(), key=_sort_key)]
+        entries = [{**_key_to_dict(k), **m.to_dict(self.settings.clock)}
+                   for k, m in sorted(self.entries.items(), key=_sort_key)]
         return {"format": FORMAT, "version": VERSION, "target": self.target, "settings": asdict(self.settings),
                 "model": asdict(self.model),
                 "calibration": {"scale": self.scale, "offset_ms": self.offset_ms, **self.calibration},

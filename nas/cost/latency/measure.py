@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -126,37 +125,102 @@ class MeasureSettings:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+#: An entry is noisy when the measuring thread was on a CPU for less than this share of the timed passes' wall
+#: time (other processes took its CPU: the machine was busy) -- or, where that share is unknown, when its
+#: passes spread over more than ``NOISY_SPREAD`` of their median (interquartile range).  A table is measured
+#: on a busy machine when more than ``BUSY_ENTRIES`` of its entries are noisy.
+BUSY_CPU_SHARE = 0.9
+NOISY_SPREAD = 0.25
+BUSY_ENTRIES = 0.2
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """Latency of one forward pass of a batch, in milliseconds: median and spread over the repeats."""
+    """Latency of one forward pass of a batch, in milliseconds: median and spread over the repeats.
+
+    ``cpu_share``: the share of the timed passes' wall time the measuring thread was on a CPU (one
+    thread only; None where unknown).  1.0 is a quiet machine; 0.5 means another process took the CPU
+    half the time -- the wall-clock latencies then include waiting (``noisy``).
+    """
 
     median_ms: float
     iqr_ms: float
     stdev_ms: float
     min_ms: float
     repeats: int
+    cpu_share: float | None = None
 
     @classmethod
-    def from_times(cls, times_ms: list[float] | np.ndarray) -> "Measurement":
+    def from_times(cls, times_ms: list[float] | np.ndarray, cpu_share: float | None = None) -> "Measurement":
         t = np.asarray(times_ms, dtype=float)
         if t.size == 0 or not np.all(np.isfinite(t)):
             raise ValueError(f"need finite timings, got {t!r}")
         q1, med, q3 = np.percentile(t, [25, 50, 75])
         return cls(float(med), float(q3 - q1), float(t.std(ddof=1)) if t.size > 1 else 0.0, float(t.min()),
-                   int(t.size))
+                   int(t.size), cpu_share)
+
+    @property
+    def spread(self) -> float:
+        """The interquartile range as a share of the median."""
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+    def noisy(self, clock: str = "wall") -> bool:
+        """Measured while the machine was busy: with one thread, the measuring thread waited for a CPU
+        (``cpu_share``, the direct signal: a tiny layer's passes jitter on a quiet machine too); where that is
+        unknown (several threads, CUDA), widely spread.  The CPU clock leaves waiting out: never noisy."""
+        if clock != "wall":
+            return False
+        if self.cpu_share is not None:
+            return self.cpu_share < BUSY_CPU_SHARE
+        return self.spread > NOISY_SPREAD
 
     def value(self, statistic: str = "median") -> float:
         """The latency (ms) by ``statistic``: ``median`` or ``min``."""
         return self.min_ms if statistic == "min" else self.median_ms
 
-    def to_dict(self) -> dict:
-        return {"ms": self.median_ms, "iqr_ms": self.iqr_ms, "stdev_ms": self.stdev_ms, "min_ms": self.min_ms,
-                "repeats": self.repeats}
+    def to_dict(self, clock: str = "wall") -> dict:
+        out = {"ms": self.median_ms, "iqr_ms": self.iqr_ms, "stdev_ms": self.stdev_ms, "min_ms": self.min_ms,
+               "repeats": self.repeats}
+        if self.cpu_share is not None:
+            out["cpu_share"] = round(self.cpu_share, 4)
+        if self.noisy(clock):
+            out["noisy"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Measurement":
+        share = data.get("cpu_share")
         return cls(float(data["ms"]), float(data.get("iqr_ms", 0.0)), float(data.get("stdev_ms", 0.0)),
-                   float(data.get("min_ms", data["ms"])), int(data.get("repeats", 0)))
+                   float(data.get("min_ms", data["ms"])), int(data.get("repeats", 0)),
+                   None if share is None else float(share))
+
+
+def noise_summary(measurements: list[Measurement], clock: str = "wall") -> dict:
+    """How noisy a set of measurements is: noisy count and share, median spread, median CPU share, ``busy``."""
+    if not measurements:
+        return {"entries": 0, "noisy": 0, "noisy_share": 0.0, "median_spread": 0.0, "median_cpu_share": None,
+                "busy": False}
+    noisy = sum(m.noisy(clock) for m in measurements)
+    shares = [m.cpu_share for m in measurements if m.cpu_share is not None]
+    return {"entries": len(measurements), "noisy": noisy, "noisy_share": noisy / len(measurements),
+            "median_spread": float(np.median([m.spread for m in measurements])),
+            "median_cpu_share": float(np.median(shares)) if shares else None,
+            "busy": noisy / len(measurements) > BUSY_ENTRIES}
+
+
+def describe_noise(summary: dict, what: str = "entries") -> str:
+    """One line: the spread, the CPU share and, for a busy machine, the warning."""
+    share = summary.get("median_cpu_share")
+    text = (f"noise: {summary['noisy']} of {summary['entries']} {what} noisy, median spread "
+            f"{100 * summary['median_spread']:.1f}% of the median"
+            + (f", the measuring thread on a CPU {100 * share:.0f}% of the time" if share is not None else ""))
+    load = summary.get("load")
+    if load:
+        text += f"; load average {load[0]:.2f}..{load[1]:.2f} on {summary.get('cpus', '?')} CPUs"
+    if summary.get("busy"):
+        text = (f"WARNING: measured while the machine was busy -- {text}; these latencies include waiting for "
+                "a CPU: measure again on a quiet machine (or --clock cpu with --threads 1)")
+    return text
 
 
 # -- allocator, threads and pinning ---------------------------------------------------------------------------------
@@ -209,6 +273,8 @@ def cpu_threads(threads: int, pin: bool = True, steady: bool = False) -> Iterato
     Yields the pinned CPU list (None when not pinned).  Restores the thread
     count and every thread's previous affinity on exit.
     """
+    import torch
+
     if steady:
         steady_malloc()
     old_threads = torch.get_num_threads()

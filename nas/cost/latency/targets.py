@@ -22,7 +22,7 @@ import datetime
 import os
 import platform
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from torch import nn
 from ...export import onnx_bytes, onnxruntime
 from .measure import Measurement, MeasureSettings, cpu_threads, pinned_cpus, steady_malloc
 
-Runner = Callable[[int], list[float]]
+Runner = Callable[[int], "Timing"]
 TARGET_ONNXRUNTIME = "target 'onnxruntime'"
 #: A module to measure, built on demand (a table has thousands), and its input shape without the batch.
 Item = tuple[Callable[[], nn.Module], tuple[int, ...]]
@@ -43,16 +43,26 @@ def _input(shape: tuple[int, ...], batch: int, dtype: torch.dtype = torch.float3
     return torch.randn((batch, *shape), generator=gen).to(device=device, dtype=dtype)
 
 
-def _timed(fn: Callable[[], object], warmup: int, repeats: int, clock: str) -> list[float]:
+class Timing(NamedTuple):
+    """The timed passes of one round (ms, by the settings' clock) and, for one thread, the share of their wall
+    time the measuring thread was on a CPU (None where it says nothing: CUDA, several threads)."""
+
+    times_ms: list[float]
+    cpu_share: float | None = None
+
+
+def _timed(fn: Callable[[], object], warmup: int, repeats: int, clock: str, threads: int = 1) -> Timing:
     for _ in range(warmup):
         fn()
     now = time.thread_time_ns if clock == "cpu" else time.perf_counter_ns
     times = []
+    wall0, cpu0 = time.perf_counter_ns(), time.thread_time_ns()
     for _ in range(repeats):
         start = now()
         fn()
         times.append((now() - start) / 1e6)
-    return times
+    wall, cpu = time.perf_counter_ns() - wall0, time.thread_time_ns() - cpu0
+    return Timing(times, min(1.0, cpu / wall) if threads == 1 and wall > 0 else None)
 
 
 # -- PyTorch on the CPU ------------------------------------------------------------------------------------
@@ -67,7 +77,7 @@ def _cpu_runner(module: nn.Module, shape: tuple[int, ...], s: MeasureSettings) -
 
     def run(repeats: int) -> list[float]:
         with torch.inference_mode():
-            return _timed(lambda: module(x), s.warmup, repeats, s.clock)
+            return _timed(lambda: module(x), s.warmup, repeats, s.clock, s.threads)
 
     return run
 
@@ -106,7 +116,7 @@ def _cuda_runner(module: nn.Module, shape: tuple[int, ...], s: MeasureSettings) 
                 module(x)
                 end.record()
             torch.cuda.synchronize(device)
-        return [a.elapsed_time(b) for a, b in zip(starts, ends)]
+        return Timing([a.elapsed_time(b) for a, b in zip(starts, ends)])
 
     return run
 
@@ -129,7 +139,7 @@ def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], s: MeasureSet
     feed = {session.get_inputs()[0].name: _input(shape, s.batch).numpy()}
 
     def run(repeats: int) -> list[float]:
-        return _timed(lambda: session.run(None, feed), s.warmup, repeats, s.clock)
+        return _timed(lambda: session.run(None, feed), s.warmup, repeats, s.clock, s.threads)
 
     return run
 
@@ -172,10 +182,14 @@ def measure_many(items: Sequence[Item], settings: MeasureSettings, chunk: int = 
         for first in range(0, len(items), chunk):
             runners = [prepare(make(), shape, settings) for make, shape in items[first:first + chunk]]
             times: list[list[float]] = [[] for _ in runners]
+            shares: list[list[float]] = [[] for _ in runners]
             for _ in range(settings.rounds):
                 for i, run in enumerate(runners):
-                    times[i].extend(run(settings.repeats))
-            out.extend(Measurement.from_times(t) for t in times)
+                    timing = run(settings.repeats)
+                    times[i].extend(timing.times_ms)
+                    if timing.cpu_share is not None:
+                        shares[i].append(timing.cpu_share)
+            out.extend(Measurement.from_times(t, float(np.mean(s)) if s else None) for t, s in zip(times, shares))
             del runners
             if progress is not None:
                 progress(len(out), len(items))

@@ -19,6 +19,7 @@ from search_spaces import Genotype, get_space
 from ...stats import spearman
 from .build import measure_genotypes, measure_layers, sample_genotypes
 from .lut import LatencyTable, model_layers
+from .measure import Measurement, noise_summary
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class ValidationRow:
     predicted_ms: float
     measured_ms: float
     iqr_ms: float
+    measurement: Measurement | None = None
 
     @property
     def rel_error(self) -> float:
@@ -52,10 +54,14 @@ class ValidationReport:
     def spearman(self) -> float:
         return spearman([r.predicted_ms for r in self.rows], [r.measured_ms for r in self.rows])
 
-    def summary(self) -> dict:
+    def noise(self, clock: str = "wall") -> dict:
+        """How noisy the end-to-end measurements of the validation models were (``noise_summary``)."""
+        return noise_summary([r.measurement for r in self.rows if r.measurement is not None], clock)
+
+    def summary(self, clock: str = "wall") -> dict:
         return {"genotypes": len(self.rows), "mean_abs_rel_error": self.mean_abs_rel_error,
                 "max_abs_rel_error": self.max_abs_rel_error, "spearman": self.spearman,
-                "added_layers": self.added_layers}
+                "added_layers": self.added_layers, "measurement_noise": self.noise(clock)}
 
 
 def validate_table(table: LatencyTable, genotypes: list[Genotype], measure_missing: bool = False) -> ValidationReport:
@@ -74,7 +80,7 @@ def validate_table(table: LatencyTable, genotypes: list[Genotype], measure_missi
     predicted = [table.predict(g) for g in genotypes]  # before measuring: fail fast on a missing layer
     stat = table.settings.statistic
     measured = measure_genotypes(genotypes, target, table.settings)
-    rows = tuple(ValidationRow(g.to_string(), pred, m.value(stat), m.iqr_ms)
+    rows = tuple(ValidationRow(g.to_string(), pred, m.value(stat), m.iqr_ms, m)
                  for g, pred, m in zip(genotypes, predicted, measured))
     for row in rows:
         log.debug("predicted %.3f ms, measured %.3f ms (%+.1f%%): %s", row.predicted_ms, row.measured_ms,

@@ -1,4 +1,4 @@
-"""Distributed supernet training through Ray Train: the one module of ``nas.supernet`` that imports Ray.
+"""Distributed supernet training through Ray Train (the Ray room; ``nas.supernet`` itself knows nothing of Ray).
 
 ``train_distributed(exp, workers=N)`` runs :func:`nas.supernet.train.train_supernet` on ``N``
 workers of a ``ray.train.torch.TorchTrainer``: Ray Train starts the workers, initialises the
@@ -8,7 +8,8 @@ trains on its own shard of every batch; rank 0 writes the checkpoint into the ru
 every epoch (on a multi-node cluster ``output.dir`` must be a filesystem all nodes share).
 
 Without ``ray.address`` a local Ray is started (``address="local"``: never a stale cluster), bound to
-127.0.0.1 only (:mod:`nas.ray_local`), and stopped again.
+127.0.0.1 only (:mod:`nas.ray.local`), and stopped again.  Rank 0 appends every epoch to the run dir's
+``metrics.jsonl``; ``progress`` gets each epoch once (``nas.progress.JsonlTail``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import ray.train
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from nas.ray_local import ray_session
-
-from .config import SupernetExperiment, experiment_from_dict
-from .train import TrainSummary, train_supernet
+from ..experiment.supernet import SupernetExperiment, experiment_from_dict
+from ..progress import METRICS, JsonlTail
+from ..supernet.checkpoint import read_checkpoint
+from ..supernet.train import TrainSummary, train_supernet
+from .local import ray_session
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,10 @@ def _use_gpu(exp: SupernetExperiment) -> bool:
 
 
 def train_distributed(exp: SupernetExperiment, workers: int | None = None, resume: bool = False,
-                      progress: Callable[[str], None] | None = None) -> TrainSummary:
-    """Train the supernet of ``exp`` on ``workers`` Ray Train workers (default ``supernet.workers``)."""
+                      progress: Callable[[str], None] | None = None,
+                      on_epoch: Callable[[dict], None] | None = None) -> TrainSummary:
+    """Train the supernet of ``exp`` on ``workers`` Ray Train workers (default ``supernet.workers``);
+    ``on_epoch(metrics)`` once per finished epoch."""
     workers = workers or exp.supernet.workers
     cfg = exp.supernet
     if cfg.batch_size % workers:
@@ -71,10 +75,15 @@ def train_distributed(exp: SupernetExperiment, workers: int | None = None, resum
         )
         if progress:
             progress(f"Ray Train: {workers} worker(s), {'nccl on GPUs' if use_gpu else 'gloo on CPUs'}")
-        result = trainer.fit()
+        tail = JsonlTail(exp.run_dir / METRICS, on_epoch) if on_epoch else None
+        if tail:
+            tail.start()
+        try:
+            result = trainer.fit()
+        finally:
+            if tail:
+                tail.finish()
         if result.error is not None:
             raise result.error
-    from .checkpoint import read_checkpoint
-
     meta = read_checkpoint(exp.checkpoint_path)["meta"]
     return TrainSummary(int(meta["epoch"]), str(exp.checkpoint_path), list(meta["history"]))

@@ -1,6 +1,7 @@
 """The one way effnas starts or joins Ray: a local Ray on 127.0.0.1 only, or the cluster the user named.
 
-Used by the search driver (``nas search``), ``nas train`` and ``nas supernet train`` alike.
+Used by ``nas search`` (its workers and Tune trials), ``nas scale-search``, ``nas train`` and
+``nas supernet train`` alike.
 
 A local Ray listens on the loopback interface only.  Ray 2.60 binds its gRPC servers (GCS, raylet,
 object manager, workers, agents) to the node IP, and takes the loopback address as the node IP when
@@ -23,8 +24,8 @@ from typing import Iterator
 
 import ray
 
-from .cluster import DEFAULT_CONNECT_TIMEOUT_S, check_address
-from .config import ConfigError
+from ..cluster import DEFAULT_CONNECT_TIMEOUT_S, check_address
+from ..config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""The supernet experiment: typed, strict sections; YAML only at the edge.
+"""The supernet experiment (``nas supernet train``): typed, strict sections; YAML only at the edge.
 
-A supernet YAML has the sections ``description``, ``space``, ``data`` (:class:`nas.proxy.data.DataConfig`),
-``proxy`` (:class:`nas.proxy.ProxyConfig`), ``supernet`` (:class:`SupernetConfig`), ``output``
-and ``ray`` (those of :mod:`nas.experiment`).  The supernet is built at the PROXY network's
+A supernet YAML has the sections ``description``, ``space``, ``data`` (:class:`nas.data.DataConfig`),
+``proxy`` (:class:`nas.experiment.proxy.ProxyConfig`), ``supernet`` (:class:`SupernetConfig`), ``output``
+and ``ray`` (:mod:`nas.experiment.sections`); it is loaded by the one loader (``nas.experiment.load``).  The supernet is built at the PROXY network's
 size -- ``proxy.width``, ``depth``, ``resolution``, ``stem_stride`` -- exactly as a standalone
 proxy trial is, and takes from ``proxy`` what makes a path behave like that trial
 (``dropout``, ``bn_momentum``, ``label_smoothing``, augmentation, ``amp``, ``channels_last``,
@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from nas.proxy.data import DataConfig
-from nas.experiment import OutputConfig, RayConfig
-from nas.proxy.config import ProxyConfig
-from search_spaces import get_space
+from ..config import ConfigError, from_dict, to_dict
+from ..data import DataConfig
+from .proxy import ProxyConfig
+from .sections import OutputConfig, RayConfig
+from .space import resolve_space
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,11 @@ class SupernetConfig:
 
 @dataclass(frozen=True)
 class SupernetExperiment:
+    KIND: ClassVar[str] = "supernet"
+    COMMAND: ClassVar[str] = "supernet train"
+    CONFIG_FILE: ClassVar[str] = "config.yaml"
+    PATHS: ClassVar[tuple[str, ...]] = ("data.path", "data.cache_dir", "output.dir", "output.storage")
+
     description: str = ""
     space: str = "mnasnet"
     data: DataConfig = field(default_factory=DataConfig)
@@ -130,46 +135,38 @@ class SupernetExperiment:
     def checkpoint_path(self) -> Path:
         return self.run_dir / self.supernet.checkpoint
 
+    @property
+    def search_space(self):
+        return resolve_space(self.space)
+
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    def holds_run(self, run_dir: Path) -> bool:
+        """A checkpoint, or the config of a run stopped before its first epoch (``--resume`` starts it)."""
+        return (Path(run_dir) / self.supernet.checkpoint).is_file() or (Path(run_dir) / self.CONFIG_FILE).is_file()
+
+    def check(self) -> None:
+        from .load import check_data_path
+
+        self.search_space
+        check_data_path(self.data)
+        if self.proxy.drop_connect:
+            raise ConfigError(f"proxy.drop_connect: the supernet has no stochastic depth, got "
+                              f"{self.proxy.drop_connect}; set proxy.drop_connect: 0")
 
 
 def load_supernet_experiment(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                              data: dict | None = None) -> SupernetExperiment:
-    """Read, override, type-check and check a supernet experiment (every mistake before any work)."""
-    raw = load_yaml(path) if path is not None else dict(data or {})
-    apply_overrides(raw, overrides)
-    exp = from_dict(SupernetExperiment, raw)
-    check_supernet_experiment(exp)
-    return _absolute(exp)
+    """Read, override, type-check and check a supernet experiment (``nas.experiment.load.load``)."""
+    from .load import load
+
+    return load(SupernetExperiment, path, overrides, data)
 
 
 def experiment_from_dict(data: dict) -> SupernetExperiment:
     """The inverse of ``SupernetExperiment.to_dict`` (how a Ray worker receives the experiment)."""
     return from_dict(SupernetExperiment, data)
-
-
-def check_supernet_experiment(exp: SupernetExperiment) -> None:
-    try:
-        get_space(exp.space)
-    except ValueError as err:
-        raise ConfigError(f"space: {err}") from None
-    if exp.data.kind != "builtin" and not Path(exp.data.path).expanduser().exists():
-        raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path (data.kind {exp.data.kind!r})")
-    if exp.proxy.drop_connect:
-        raise ConfigError(f"proxy.drop_connect: the supernet has no stochastic depth, got {exp.proxy.drop_connect}; "
-                          "set proxy.drop_connect: 0")
-
-
-def _absolute(exp: SupernetExperiment) -> SupernetExperiment:
-    import dataclasses
-
-    def fix(value: str | None) -> str | None:
-        return str(Path(value).expanduser().resolve()) if value and "://" not in value else value
-
-    return dataclasses.replace(exp, data=dataclasses.replace(exp.data, path=fix(exp.data.path)),
-                               output=dataclasses.replace(exp.output, dir=fix(exp.output.dir),
-                                                          storage=fix(exp.output.storage)))
 
 
 def arch_options(exp: SupernetExperiment, num_classes: int) -> dict:

@@ -1,4 +1,4 @@
-"""Proxy-task data: datasets chosen by config, a seeded held-out split, a per-process cache.
+"""Datasets chosen by config, a seeded held-out split, a per-process cache: the data of every training.
 
 MnasNet (Tan et al. 2019, arXiv:1807.11626, section 5) trains every candidate
 on a proxy task and measures its accuracy on 50K images held out of the
@@ -19,7 +19,7 @@ Kinds (``DataConfig.kind``):
   of ``shared/data/cifar10_*.npz``.
 * ``cifar10``: the official python release folder ``cifar-10-batches-py``
   (``data_batch_1..5``, ``test_batch``, ``batches.meta``), read from disk.
-* ``imagefolder``: ImageNet-style class folders (see ``nas.proxy.imagefolder``),
+* ``imagefolder``: ImageNet-style class folders (see ``nas.data.imagefolder``),
   decoded with Pillow by ``workers`` threads and resized to ``image_size``.
 
 Images stay uint8 HWC in memory; the trainer moves them to its device once and
@@ -99,7 +99,7 @@ class DataConfig:
 
 
 @dataclass(eq=False)
-class ProxyData:
+class Dataset:
     """A loaded dataset: uint8 (N, H, W, 3) images and int64 labels for train, holdout and test.
 
     ``mean``/``std`` are per-channel statistics of the training subset in [0, 1] units.
@@ -145,7 +145,7 @@ class ProxyData:
 
 
 @lru_cache(maxsize=8)
-def load_data(cfg: DataConfig) -> ProxyData:
+def load_data(cfg: DataConfig) -> Dataset:
     """Load, split and cache a dataset: the same ``cfg`` returns the same object without reloading."""
     start = time.perf_counter()
     source = _read(cfg)
@@ -154,7 +154,7 @@ def load_data(cfg: DataConfig) -> ProxyData:
     x_holdout = source.fetch_train(holdout_idx)
     x_train = source.fetch_train(train_idx)
     mean, std = channel_stats(x_train)
-    data = ProxyData(source.name, source.classes, x_train, source.y_train[train_idx], x_holdout,
+    data = Dataset(source.name, source.classes, x_train, source.y_train[train_idx], x_holdout,
                      source.y_train[holdout_idx], source.y_test, mean, std, source.fetch_test)
     log.info("data %s: %d train / %d held out / %d test images of %dx%d, %d classes (%.1fs)", data.name,
              len(data.y_train), len(data.y_holdout), len(data.y_test), data.image_size, data.image_size,
@@ -242,7 +242,7 @@ def _check_pair(x: np.ndarray, y: np.ndarray, where: str, split: str,
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{where}: y_{split} must be integer labels of shape ({len(x)},), got {y.dtype} {y.shape}")
     if not len(x) and not allow_empty:
-        raise ValueError(f"{where}: x_{split} is empty; the proxy needs training images")
+        raise ValueError(f"{where}: x_{split} is empty; training needs images")
     if len(y) and y.min() < 0:
         raise ValueError(f"{where}: y_{split} has negative labels (min {y.min()}); labels must be 0..C-1")
     return x, y.astype(np.int64)
@@ -299,7 +299,7 @@ def _read_cifar10(path: Path) -> dict[str, np.ndarray]:
     """The official CIFAR-10 python release (Krizhevsky 2009): pickled 10000x3072 uint8 batches, CHW rows.
 
     ``path`` is the ``cifar-10-batches-py`` folder or a folder that contains it.
-    The batches are Python pickles, read by a restricted unpickler (``nas.proxy.cifar_pickle``): a file
+    The batches are Python pickles, read by a restricted unpickler (``nas.data.cifar_pickle``): a file
     naming anything the official ones do not is refused, never executed.
     """
     from .cifar_pickle import RefusedPickle, load_batch

@@ -1,18 +1,20 @@
-"""The proxy training recipe: :class:`ProxyConfig` (YAML section ``proxy``) and the choices it implies.
+"""The proxy training recipe: :class:`ProxyConfig` (YAML section ``proxy``), also the size of a supernet.
 
-The recipe and the measurements behind its defaults are described in ``nas.proxy.train``.
+The recipe and the measurements behind its defaults are described in ``nas.proxy.train``; the torch-side
+choices it implies (device, autocast, memory layout, threads) are ``nas.proxy.runtime``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
-
-import torch
 
 from efficientnet import ModelSpec
 from search_spaces import Genotype
+
+from ..cost.target import MAX_DEPTH, MAX_WIDTH, RESOLUTION_RANGE
+from .sections import check_device_name
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,10 @@ class ProxyConfig:
         need(self.epochs >= 1, "epochs", ">= 1", "e.g. 5")
         need(self.batch_size >= 1, "batch_size", ">= 1", "e.g. 128")
         need(self.eval_batch_size >= 1, "eval_batch_size", ">= 1", "e.g. 1024")
-        need(self.resolution >= 8, "resolution", ">= 8 pixels", "e.g. 32")
-        need(0 < self.width <= 8 and math.isfinite(self.width), "width", "in (0, 8]", "e.g. 0.5")
-        need(0 < self.depth <= 8 and math.isfinite(self.depth), "depth", "in (0, 8]", "e.g. 1.0")
+        low, high = RESOLUTION_RANGE
+        need(low <= self.resolution <= high, "resolution", f"in [{low}, {high}] pixels", "e.g. 32")
+        need(0 < self.width <= MAX_WIDTH and math.isfinite(self.width), "width", f"in (0, {MAX_WIDTH:g}]", "e.g. 0.5")
+        need(0 < self.depth <= MAX_DEPTH and math.isfinite(self.depth), "depth", f"in (0, {MAX_DEPTH:g}]", "e.g. 1.0")
         need(self.stem_stride in (1, 2), "stem_stride", "1 or 2", "use 1 for 32x32 inputs, 2 for 224x224")
         need(self.lr > 0 and math.isfinite(self.lr), "lr", "> 0", "e.g. 0.4 for SGD, 2e-3 for AdamW")
         need(0 <= self.momentum < 1, "momentum", "in [0, 1)", "e.g. 0.9")
@@ -107,10 +110,7 @@ class ProxyConfig:
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or null", "e.g. 5.0")
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads",
              "an integer >= 1 or null (the trial's CPUs)", "e.g. 1")
-        try:
-            torch.device(self.device if self.device != "auto" else "cpu")
-        except (RuntimeError, TypeError):
-            raise ValueError(f"proxy.device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+        check_device_name(self.device, "proxy.device")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def spec(self, genotype: Genotype, num_classes: int) -> ModelSpec:
@@ -118,49 +118,3 @@ class ProxyConfig:
         return ModelSpec(genotype, width=self.width, depth=self.depth, resolution=self.resolution,
                          dropout=self.dropout, num_classes=num_classes, stem_stride=self.stem_stride)
 
-
-def trial_threads(proxy: ProxyConfig, cpus: float = 1.0) -> int:
-    """The intra-op threads a trial trains with: ``proxy.threads``, else its CPUs (at least 1)."""
-    return proxy.threads if proxy.threads is not None else max(1, int(cpus))
-
-
-def set_trial_threads(proxy: ProxyConfig, cpus: float = 1.0) -> int:
-    """Set this process's torch threads for training a trial (``trial_threads``); returns the number."""
-    threads = trial_threads(proxy, cpus)
-    torch.set_num_threads(threads)
-    return threads
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; an unavailable cuda is a ValueError naming the fix."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"proxy.device={name!r} but no CUDA device is available; use device: auto or cpu")
-    return device
-
-
-def _flag(value: str, auto: bool) -> bool:
-    return auto if value == "auto" else value == "on"
-
-
-def use_amp(cfg: ProxyConfig, device: torch.device) -> bool:
-    """Whether the proxy trains under bf16 autocast (see ``ProxyConfig.amp``)."""
-    return _flag(cfg.amp, auto=device.type == "cuda")
-
-
-def use_channels_last(cfg: ProxyConfig, device: torch.device) -> bool:
-    """Whether the proxy trains in channels_last (see ``ProxyConfig.channels_last``)."""
-    return _flag(cfg.channels_last, auto=device.type != "cuda" or cfg.resolution > 64)
-
-
-def for_gpu_share(cfg: ProxyConfig, gpus_per_trial: float) -> ProxyConfig:
-    """``cfg`` for a trial that gets ``gpus_per_trial`` of a GPU: a shared GPU gets the packing layout.
-
-    ``channels_last: auto`` becomes ``on`` when the trial shares its GPU (0 < share < 1): its
-    kernels leave room for the other trials, NCHW ones do not (numbers on ``ProxyConfig.channels_last``).
-    """
-    if cfg.channels_last == "auto" and 0 < gpus_per_trial < 1:
-        return replace(cfg, channels_last="on")
-    return cfg

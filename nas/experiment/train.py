@@ -16,15 +16,20 @@ for a small run (``experiments/train_quick.yaml``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from nas.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from nas.proxy.data import DataConfig
-from nas.experiment import OutputConfig
+from ..config import ConfigError, to_dict
+from ..data import DataConfig
+from .sections import OutputConfig
+
+#: A checkpoint folder of a training run dir (``nas.train.checkpoint``): ``epoch_NNNN``.
+EPOCH_DIR = re.compile(r"^epoch_(\d{4,})$")
+#: The file every checkpoint folder holds once it is complete.
+CHECKPOINT_STATE = "state.pt"
 
 
 def _need(ok: bool, section: str, obj: object, name: str, rule: str, fix: str) -> None:
@@ -196,6 +201,11 @@ class WorkersConfig:
 class TrainExperiment:
     """A ``nas train`` YAML: sections model, train, data, workers, output (+ ``address`` of a Ray cluster)."""
 
+    KIND: ClassVar[str] = "training"
+    COMMAND: ClassVar[str] = "train"
+    CONFIG_FILE: ClassVar[str] = "train_config.yaml"
+    PATHS: ClassVar[tuple[str, ...]] = ("data.path", "data.cache_dir", "output.dir", "output.storage")
+
     description: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -212,22 +222,29 @@ class TrainExperiment:
     def to_dict(self) -> dict:
         return to_dict(self)
 
+    @staticmethod
+    def holds_run(run_dir: Path) -> bool:
+        """A complete checkpoint folder (``epoch_NNNN/state.pt``) is there."""
+        run_dir = Path(run_dir)
+        return run_dir.is_dir() and any(EPOCH_DIR.match(p.name) and (p / CHECKPOINT_STATE).is_file()
+                                        for p in run_dir.iterdir())
+
+    def check(self) -> None:
+        from .load import check_data_path
+
+        if self.workers.count > self.train.batch_size or self.train.batch_size % self.workers.count:
+            raise ConfigError(f"train.batch_size ({self.train.batch_size}) must be a multiple of workers.count "
+                              f"({self.workers.count}): each worker trains on an equal share of the global batch")
+        check_data_path(self.data)
+
 
 def load_train_experiment(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
                           data: dict | None = None) -> TrainExperiment:
-    """Read a ``nas train`` YAML (or ``data``), apply ``--set`` overrides, type-check, make paths absolute."""
-    raw = load_yaml(path) if path is not None else dict(data or {})
-    apply_overrides(raw, overrides)
-    exp = from_dict(TrainExperiment, raw)
-    if exp.workers.count > exp.train.batch_size or exp.train.batch_size % exp.workers.count:
-        raise ConfigError(f"train.batch_size ({exp.train.batch_size}) must be a multiple of workers.count "
-                          f"({exp.workers.count}): each worker trains on an equal share of the global batch")
-    if exp.data.kind != "builtin" and not Path(exp.data.path).expanduser().exists():
-        raise ConfigError(f"data.path: {exp.data.path!r} does not exist; fix the path (data.kind {exp.data.kind!r})")
-    fix = lambda v: str(Path(v).expanduser().resolve()) if v and "://" not in v else v  # noqa: E731
-    return dataclasses.replace(exp, data=dataclasses.replace(exp.data, path=fix(exp.data.path)),
-                               output=dataclasses.replace(exp.output, dir=fix(exp.output.dir),
-                                                          storage=fix(exp.output.storage)))
+    """Read a ``nas train`` YAML (or ``data``), apply ``--set`` overrides, type-check, fix paths, check."""
+    from .load import load
+
+    return load(TrainExperiment, path, overrides, data)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "TrainExperiment", "WorkersConfig", "load_train_experiment"]
+__all__ = ["CHECKPOINT_STATE", "EPOCH_DIR", "ModelConfig", "TrainConfig", "TrainExperiment", "WorkersConfig",
+           "load_train_experiment"]

@@ -47,7 +47,7 @@ from search_spaces import Genotype, SearchSpace, get_space, network_key, resolve
 
 TABLE_FORMAT = "effnas-table/1"
 SHIPPED = {"nas-bench-macro": ("nas-bench-macro", "nas-bench-macro_cifar10.json")}
-_BUILTIN = Path(__file__).resolve().parent / "builtin" / "nas-bench-macro"
+_BUILTIN = Path(__file__).resolve().parents[1] / "builtin" / "nas-bench-macro"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A dataset before the split, as every reader returns it (``nas.proxy.data``, ``nas.proxy.imagefolder``)."""
+"""A dataset before the split, as every reader returns it (``nas.data.datasets``, ``nas.data.imagefolder``)."""
 
 from __future__ import annotations
 

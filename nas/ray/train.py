@@ -1,6 +1,6 @@
 """``nas train`` on Ray Train: a thin ``TorchTrainer`` around :func:`nas.train.loop.run_worker`.
 
-The one module of ``nas.train`` that imports Ray.  ``fit`` starts a local Ray
+In the Ray room (``nas.ray``): ``nas.train`` itself knows nothing of Ray.  ``fit`` starts a local Ray
 (or joins ``address``), runs ``workers.count`` DDP workers (gloo on CPU, nccl
 on GPU; Ray Train sets up the process group) and blocks until they finish.
 Every epoch each worker hands its part of the checkpoint to ``ray.train.report``;
@@ -12,7 +12,7 @@ alike.  A checkpoint counts once Ray Train has registered it (its
 files landing and that record resumes from the checkpoint before.  On a multi-node cluster, ``output.dir`` (or ``output.storage``) and the
 data path must be visible at the same path on every node.
 
-A local Ray listens on 127.0.0.1 only (:mod:`nas.ray_local`, verified with
+A local Ray listens on 127.0.0.1 only (:mod:`nas.ray.local`, verified with
 ``ss -ltn`` in tests/test_train_ray.py).
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -30,12 +29,12 @@ import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from nas.experiment import OutputConfig
-from nas.ray_local import ray_session
-
-from . import checkpoint as ckpt
-from .config import WorkersConfig
-from .loop import TrainJob, run_worker
+from ..experiment.sections import OutputConfig
+from ..experiment.train import WorkersConfig
+from ..progress import JsonlTail
+from ..train import checkpoint as ckpt
+from ..train.loop import TrainJob, run_worker
+from .local import ray_session
 
 log = logging.getLogger(__name__)
 
@@ -74,42 +73,8 @@ def _train_fn(config: dict) -> None:
 
 
 def _key(metrics: dict) -> tuple:
+    """(attempt, epoch): a resumed run rewrites epochs the killed attempt had logged past its last checkpoint."""
     return metrics.get("attempt"), metrics["epoch"]
-
-
-class _Progress(threading.Thread):
-    """Polls rank 0's ``metrics.jsonl`` and calls ``on_epoch`` once per new epoch line."""
-
-    def __init__(self, path: Path, on_epoch: Callable[[dict], None]) -> None:
-        super().__init__(daemon=True, name="nas-train-progress")
-        self.path = path
-        self.on_epoch = on_epoch
-        # (attempt, epoch): a resumed run rewrites epochs the killed attempt had logged past its last checkpoint
-        self.seen = {_key(m) for m in self._read()}
-        self.stop = threading.Event()
-
-    def _read(self) -> list[dict]:
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                break
-        return out
-
-    def poll(self) -> None:
-        for metrics in self._read():
-            if _key(metrics) not in self.seen:
-                self.seen.add(_key(metrics))
-                self.on_epoch(metrics)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.5):
-            self.poll()
 
 
 def fit(job: TrainJob, workers: WorkersConfig, output: OutputConfig, address: str | None = None,
@@ -132,7 +97,7 @@ def fit(job: TrainJob, workers: WorkersConfig, output: OutputConfig, address: st
             run_config=RunConfig(name=output.name, storage_path=storage,
                                  checkpoint_config=CheckpointConfig(num_to_keep=job.train.keep_checkpoints),
                                  failure_config=FailureConfig(max_failures=workers.max_failures)))
-        progress = _Progress(run_dir / ckpt.METRICS, on_epoch) if on_epoch else None
+        progress = JsonlTail(run_dir / ckpt.METRICS, on_epoch, _key) if on_epoch else None
         if progress:
             progress.start()
         try:
@@ -141,9 +106,7 @@ def fit(job: TrainJob, workers: WorkersConfig, output: OutputConfig, address: st
             raise TrainingFailed(f"training failed: {_first_line(err)}") from None
         finally:
             if progress:
-                progress.stop.set()
-                progress.join()
-                progress.poll()
+                progress.finish()
     return json.loads((run_dir / ckpt.RESULT).read_text(encoding="utf-8"))
 
 
