@@ -25,7 +25,13 @@ caller).  The interface is the one Optuna and Ray's Searchers wrap:
 
 No budget spent on repeats
 --------------------------
-A controller does not propose a genotype that was already evaluated (told,
+"The same" means the same **network**: two genotypes are one candidate when
+the controller's ``key`` maps them to one value -- by default the space's
+canonical network key (``space.canonical``, :func:`search_spaces.network_key`),
+so NAS-Bench-Macro's 6,561 genotypes are 3,969 candidates; a caller that
+evaluates a scaled or otherwise transformed network passes its own
+``key=`` (a function of the genotype returning a hashable value).
+A controller does not propose a network that was already evaluated (told,
 failed included, or added) or is pending, unless its settings say
 ``allow_repeats: true`` (a noisy evaluator, where a second evaluation tells
 something).  A repeated proposal is redrawn from the controller's own
@@ -33,19 +39,24 @@ proposal rule at most ``resample_tries`` times; then a bounded random walk
 of single-decision mutations from the repeated genotype looks for an unseen
 neighbour (also ``resample_tries`` steps, each meeting the constraint);
 only if that fails too (a nearly exhausted space) is the repeat returned,
-counted in ``stats()['repeats']`` and logged.  Enqueued genotypes already
-evaluated are skipped the same way.  Every controller's settings dataclass
+counted in ``stats()['repeats']`` and logged.  A redrawn proposal that was a
+*different* genotype of a network already seen is also counted in
+``stats()['aliases']``.  Enqueued genotypes already evaluated are skipped the
+same way.  Every controller's settings dataclass
 derives from :class:`ProposalSettings`, which holds these two fields.
 
 Construction — the one way
 --------------------------
-``cls(space, seed=0, constraint=None, settings=None)`` where ``settings`` is an
+``cls(space, seed=0, constraint=None, settings=None, *, key=None, budget=None)`` where ``settings`` is an
 instance of ``cls.settings_cls`` (a frozen dataclass with defaults; ``None``
 means all defaults).  The driver validates YAML with
 ``nas.config.from_dict(cls.settings_cls, data)`` and passes the object;
 ``controllers.make_controller(name, ..., settings=dict)`` does the same from a
 plain dict.  ``constraint`` (a :class:`~controllers.constraint.Constraint`) is
-not saved in the state: pass the same one again when restoring.
+not saved in the state: pass the same one again when restoring; nor is ``key``.
+``budget`` is a hint: the number of samples the caller expects to evaluate
+(None: unknown).  Controllers may size their defaults by it (evolution's
+population); it never stops a controller from proposing more.
 
 Randomness: each controller owns ``numpy.random.default_rng(seed)`` (the RL
 policy also a seeded ``torch.Generator``) and saves its state; no global RNG.
@@ -59,7 +70,7 @@ import logging
 import math
 import numbers
 from collections import deque
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Hashable, Iterable
 
 import numpy as np
 
@@ -89,7 +100,8 @@ class Controller(abc.ABC):
     settings_cls: ClassVar[type] = type(None)
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraint: Constraint | None = None,
-                 settings: Any = None) -> None:
+                 settings: Any = None, *, key: Callable[[Genotype], Hashable] | None = None,
+                 budget: int | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"{type(self).__name__}: space must be a SearchSpace, got {type(space).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -105,7 +117,16 @@ class Controller(abc.ABC):
         if not isinstance(settings, ProposalSettings):
             raise TypeError(f"{type(self).__name__}.settings_cls ({self.settings_cls.__name__}) must derive from "
                             "controllers.ProposalSettings (allow_repeats, resample_tries)")
+        if key is not None and not callable(key):
+            raise TypeError(f"{type(self).__name__}: key must be a function of a genotype (e.g. space.canonical) "
+                            f"or None, got {type(key).__name__}")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, numbers.Integral)
+                                   or budget < 1):
+            raise ValueError(f"{type(self).__name__}: budget must be a positive integer (the expected number of "
+                             f"samples) or None, got {budget!r}")
         self.space = space
+        self.key: Callable[[Genotype], Hashable] = space.canonical if key is None else key
+        self.budget = None if budget is None else int(budget)
         self.seed = int(seed)
         self.constraint = constraint
         self.settings = settings
@@ -115,10 +136,12 @@ class Controller(abc.ABC):
         self._next_ticket = 0
         self._asked = self._told = self._failed = 0
         self._best: tuple[Genotype, float] | None = None
-        # Every genotype told, failed or added (insertion-ordered, so the state is deterministic).
-        self._evaluated: dict[Genotype, None] = {}
+        # Key -> first genotype told, failed or added (insertion-ordered, so the state is deterministic).
+        self._evaluated: dict[Hashable, Genotype] = {}
+        self._pending_keys: dict[Hashable, list[Genotype]] = {}  # key -> genotypes pending under it
         self._queue: deque[Genotype] = deque()  # enqueued (warm start), asked first
         self._added = self._resampled = self._neighbours = self._repeats = self._from_queue = 0
+        self._aliases = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed}, settings={self.settings})"
@@ -135,6 +158,7 @@ class Controller(abc.ABC):
         self._next_ticket += 1
         self._pending[ticket] = (genotype, info)
         self._tickets.setdefault(genotype, deque()).append(ticket)
+        self._pending_keys.setdefault(self.key(genotype), []).append(genotype)
         self._asked += 1
         self._accepted(genotype, info)
         return genotype
@@ -154,6 +178,7 @@ class Controller(abc.ABC):
         if not queue:
             del self._tickets[genotype]
         _, info = self._pending.pop(ticket)
+        self._unpend(genotype)
         self._told += 1
         self._record(genotype, value)
         self._observe(genotype, value, info)
@@ -170,7 +195,8 @@ class Controller(abc.ABC):
         for i, genotype in enumerate(items):
             self._check_external(genotype, f"enqueue: genotype #{i}")
         for genotype in items:
-            if self.settings.allow_repeats or not (self._seen(genotype) or genotype in self._queue):
+            queued = {self.key(g) for g in self._queue}
+            if self.settings.allow_repeats or not (self._seen(genotype) or self.key(genotype) in queued):
                 self._queue.append(genotype)
 
     def add_evaluated(self, genotype: Genotype, reward: float | None) -> None:
@@ -205,7 +231,7 @@ class Controller(abc.ABC):
             "evaluated_unique": float(len(self._evaluated)), "added": float(self._added),
             "enqueued": float(len(self._queue)), "from_queue": float(self._from_queue),
             "resampled": float(self._resampled), "neighbours": float(self._neighbours),
-            "repeats": float(self._repeats),
+            "repeats": float(self._repeats), "aliases": float(self._aliases),
         }
         out.update(self._core_stats())
         return out
@@ -226,10 +252,11 @@ class Controller(abc.ABC):
             "counts": {"asked": self._asked, "told": self._told, "failed": self._failed},
             "best": None if self._best is None else {"genotype": self.space.encode(self._best[0]),
                                                      "reward": self._best[1]},
-            "evaluated": pack_rows([self.space.encode(g) for g in self._evaluated], len(self.space.decision_sizes)),
+            "evaluated": pack_rows([self.space.encode(g) for g in self._evaluated.values()],
+                                   len(self.space.decision_sizes)),
             "queue": [self.space.encode(g) for g in self._queue],
             "proposals": {"added": self._added, "resampled": self._resampled, "neighbours": self._neighbours,
-                          "repeats": self._repeats, "from_queue": self._from_queue},
+                          "repeats": self._repeats, "from_queue": self._from_queue, "aliases": self._aliases},
             "core": self._core_state(),
         }
 
@@ -264,25 +291,47 @@ class Controller(abc.ABC):
         self._next_ticket = int(state["next_ticket"])
         self._pending = {}
         self._tickets = {}
+        self._pending_keys = {}
         for item in state["pending"]:
             genotype = self.space.decode(item["genotype"])
             self._pending[int(item["ticket"])] = (genotype, copy_plain(item["info"]))
             self._tickets.setdefault(genotype, deque()).append(int(item["ticket"]))
+            self._pending_keys.setdefault(self.key(genotype), []).append(genotype)
         counts = state["counts"]
         self._asked, self._told, self._failed = int(counts["asked"]), int(counts["told"]), int(counts["failed"])
         best = state["best"]
         self._best = None if best is None else (self.space.decode(best["genotype"]), float(best["reward"]))
-        self._evaluated = dict.fromkeys(self.space.decode(c) for c in unpack_rows(state.get("evaluated")))
+        self._evaluated = {}
+        for codes in unpack_rows(state.get("evaluated")):
+            genotype = self.space.decode(codes)
+            self._evaluated.setdefault(self.key(genotype), genotype)
         self._queue = deque(self.space.decode(c) for c in state.get("queue", ()))
         proposals = state.get("proposals", {})
         self._added, self._resampled, self._neighbours, self._repeats, self._from_queue = (
             int(proposals.get(k, 0)) for k in ("added", "resampled", "neighbours", "repeats", "from_queue"))
+        self._aliases = int(proposals.get("aliases", 0))
         self._load_core_state(state["core"])
 
     # -- proposals without repeats ------------------------------------------------
     def _seen(self, genotype: Genotype) -> bool:
-        """Evaluated (told, failed or added) or pending."""
-        return genotype in self._evaluated or genotype in self._tickets
+        """Its network (``key``) evaluated (told, failed or added) or pending."""
+        key = self.key(genotype)
+        return key in self._evaluated or key in self._pending_keys
+
+    def _is_alias(self, genotype: Genotype) -> bool:
+        """Seen under its key, but as another genotype (an alias of a network already seen)."""
+        key = self.key(genotype)
+        first = self._evaluated.get(key)
+        if first is None:
+            first = self._pending_keys.get(key, [None])[0]
+        return first is not None and first != genotype
+
+    def _unpend(self, genotype: Genotype) -> None:
+        key = self.key(genotype)
+        items = self._pending_keys[key]
+        items.remove(genotype)
+        if not items:
+            del self._pending_keys[key]
 
     def _next_proposal(self) -> tuple[Genotype, dict]:
         repeats_ok = self.settings.allow_repeats
@@ -299,6 +348,7 @@ class Controller(abc.ABC):
             if repeats_ok:
                 self._repeats += 1
                 return genotype, info
+            self._aliases += self._is_alias(genotype)
             self._resampled += 1
         # The proposal rule keeps repeating itself (e.g. a near-deterministic policy): walk away from
         # the repeat one mutation at a time until an unseen genotype meeting the constraint turns up.
@@ -315,7 +365,7 @@ class Controller(abc.ABC):
         return genotype, info
 
     def _record(self, genotype: Genotype, value: float | None) -> None:
-        self._evaluated[genotype] = None
+        self._evaluated.setdefault(self.key(genotype), genotype)
         if value is None:
             self._failed += 1
         elif self._best is None or value > self._best[1]:

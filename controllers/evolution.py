@@ -76,8 +76,9 @@ class RegularizedEvolution(Controller):
     name = "evolution"
     settings_cls = EvolutionSettings
 
-    def __init__(self, space, seed: int = 0, constraint=None, settings: EvolutionSettings | None = None) -> None:
-        super().__init__(space, seed=seed, constraint=constraint, settings=settings)
+    def __init__(self, space, seed: int = 0, constraint=None, settings: EvolutionSettings | None = None, *, key=None,
+                 budget: int | None = None) -> None:
+        super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget)
         self._population: deque[tuple[Genotype, float]] = deque()
         self._random = self._mutants = 0
 

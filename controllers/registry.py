@@ -8,9 +8,9 @@ a silent no-op).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, Hashable
 
-from search_spaces import SearchSpace
+from search_spaces import Genotype, SearchSpace
 
 from .base import Controller
 from .constraint import Constraint
@@ -63,10 +63,15 @@ def make_settings(cls: type[Controller], settings: Any = None) -> Any:
 
 
 def make_controller(name: str, space: SearchSpace, seed: int = 0, constraint: Constraint | None = None,
-                    settings: Any = None) -> Controller:
-    """Build the controller ``name`` on ``space``; ``settings``: None, a dict or the Settings object."""
+                    settings: Any = None, *, key: Callable[[Genotype], Hashable] | None = None,
+                    budget: int | None = None) -> Controller:
+    """Build the controller ``name`` on ``space``; ``settings``: None, a dict or the Settings object.
+
+    ``key``: what makes two genotypes one candidate (default ``space.canonical``, the network);
+    ``budget``: the expected number of samples, a hint (see :mod:`controllers.base`).
+    """
     cls = get_controller_class(name)
-    return cls(space, seed=seed, constraint=constraint, settings=make_settings(cls, settings))
+    return cls(space, seed=seed, constraint=constraint, settings=make_settings(cls, settings), key=key, budget=budget)
 
 
 register_controller(RandomSearch)
