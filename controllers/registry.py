@@ -1,4 +1,4 @@
-"""A strict registry of controllers by name ('random', 'evolution', 'rl').
+"""A strict registry of controllers by name ('random', 'evolution', 'rl', 'bayes').
 
 Duplicate names raise; an unknown name lists the known ones; a settings dict
 with an unknown key is a TypeError listing the allowed keys (a typo is never
@@ -13,6 +13,7 @@ from typing import Any, Callable, Hashable
 from search_spaces import Genotype, SearchSpace
 
 from .base import Controller
+from .bayes import BayesController
 from .constraint import Constraint
 from .evolution import RegularizedEvolution
 from .random_search import RandomSearch
@@ -77,3 +78,4 @@ def make_controller(name: str, space: SearchSpace, seed: int = 0, constraint: Co
 register_controller(RandomSearch)
 register_controller(RegularizedEvolution)
 register_controller(RLController)
+register_controller(BayesController)

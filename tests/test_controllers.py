@@ -31,6 +31,7 @@ FAST: dict[str, dict[str, Any]] = {
     "random": {},
     "evolution": {"population": 4, "sample": 2},
     "rl": {"update_every": 3, "hidden": 16},
+    "bayes": {"pool": 32},
 }
 
 
@@ -394,8 +395,8 @@ def test_settings_must_derive_from_proposal_settings():
 def test_registry_is_strict():
     assert {"random", "evolution", "rl"} <= set(list_controllers())
     assert get_controller_class("evolution") is RegularizedEvolution
-    with pytest.raises(ValueError, match="known: evolution, random, rl"):
-        get_controller_class("bayes")
+    with pytest.raises(ValueError, match="known: bayes, evolution, random, rl"):
+        get_controller_class("tpe")
     with pytest.raises(ValueError, match="already registered"):
         register_controller(RandomSearch)
     with pytest.raises(TypeError, match="Controller subclass"):

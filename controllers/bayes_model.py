@@ -1,0 +1,154 @@
+"""The surrogate of the ``bayes`` controller: one-hot decision features and Bayesian linear regression.
+
+Features of a genotype (its integer decisions ``c_0 .. c_{T-1}``, ``SearchSpace.encode`` order):
+
+* unary: one indicator per (decision, option) -- ``sum(sizes)`` features;
+* pairwise (``interactions='adjacent'``): one indicator per (decision t, option, decision t+1,
+  option) -- the second-order terms of BOCS (Baptista & Poloczek 2018, ICML, section 3) restricted to
+  neighbouring decisions, which in a factorized space are the fields of one block and of two
+  consecutive blocks.  With a chain of pairwise terms the maximiser of a sampled model over the whole
+  space is exact dynamic programming (:meth:`FeatureMap.argmax`).
+
+The regression: ``y = x.w + e``, prior ``w ~ N(0, diag(1/alpha))`` (a larger precision on pairwise
+terms, so the model starts additive), noise precision ``beta`` set by MacKay's evidence fixed point
+(Bishop 2006, section 3.5.2).  The targets are the ranks of the told rewards mapped to normal scores
+(a Gaussian copula, as in HEBO's output warping), so a long tail of bad networks or a reward's scale
+does not matter.  ``X^T X`` is kept incrementally; a posterior costs one Cholesky of a
+(features x features) matrix.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+class FeatureMap:
+    """Indices of the one-hot (and adjacent pairwise) features of decision codes."""
+
+    def __init__(self, sizes: list[int], pairwise: bool) -> None:
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.unary_offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.num_unary = int(self.sizes.sum())
+        self.pairwise = bool(pairwise) and len(sizes) > 1
+        if self.pairwise:
+            blocks = self.sizes[:-1] * self.sizes[1:]
+            self.pair_offsets = self.num_unary + np.concatenate([[0], np.cumsum(blocks)[:-1]])
+            self.num_features = self.num_unary + int(blocks.sum())
+        else:
+            self.pair_offsets = np.zeros(0, dtype=np.int64)
+            self.num_features = self.num_unary
+
+    @staticmethod
+    def pair_count(sizes: list[int]) -> int:
+        return int(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+    def indices(self, codes: np.ndarray) -> np.ndarray:
+        """(m, T) codes -> (m, k) indices of the active features (k = T, or 2T-1 with pairs)."""
+        codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+        unary = self.unary_offsets + codes
+        if not self.pairwise:
+            return unary
+        pairs = self.pair_offsets + codes[:, :-1] * self.sizes[1:] + codes[:, 1:]
+        return np.concatenate([unary, pairs], axis=1)
+
+    def dense(self, codes: np.ndarray) -> np.ndarray:
+        idx = self.indices(codes)
+        out = np.zeros((idx.shape[0], self.num_features))
+        np.put_along_axis(out, idx, 1.0, axis=1)
+        return out
+
+    def score(self, weights: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return weights[self.indices(codes)].sum(axis=1)
+
+    def argmax(self, weights: np.ndarray) -> list[int]:
+        """The codes maximising ``x.w`` over the whole space: exact (Viterbi over the chain of decisions)."""
+        unary = [weights[o:o + s] for o, s in zip(self.unary_offsets, self.sizes)]
+        if not self.pairwise:
+            return [int(np.argmax(u)) for u in unary]
+        best = unary[0].copy()          # best value of a prefix ending in each option of decision t
+        back: list[np.ndarray] = []
+        for t in range(1, len(self.sizes)):
+            a, b = self.sizes[t - 1], self.sizes[t]
+            pair = weights[self.pair_offsets[t - 1]:self.pair_offsets[t - 1] + a * b].reshape(a, b)
+            total = best[:, None] + pair
+            back.append(np.argmax(total, axis=0))
+            best = total.max(axis=0) + unary[t]
+        codes = [int(np.argmax(best))]
+        for pointers in reversed(back):
+            codes.append(int(pointers[codes[-1]]))
+        return codes[::-1]
+
+
+class LinearPosterior:
+    """Bayesian linear regression on the features, built from (codes, reward) rows."""
+
+    def __init__(self, features: FeatureMap, pair_precision: float) -> None:
+        self.features = features
+        d = features.num_features
+        self.alpha = np.ones(d)
+        self.alpha[features.num_unary:] = pair_precision
+        self._rows: list[np.ndarray] = []
+        self._rewards: list[float] = []
+        self._xtx = np.zeros((d, d))
+        self._version = 0
+        self._cache: tuple[int, np.ndarray, np.ndarray, float] | None = None
+
+    def __len__(self) -> int:
+        return len(self._rewards)
+
+    def add(self, codes: list[int], reward: float) -> None:
+        idx = self.features.indices(np.asarray(codes))[0]
+        self._rows.append(idx)
+        self._rewards.append(float(reward))
+        self._xtx[np.ix_(idx, idx)] += 1.0
+        self._version += 1
+
+    def _targets(self) -> np.ndarray:
+        """Normal scores of the rewards' ranks (tied rewards share their mean rank)."""
+        values, inverse, counts = np.unique(np.asarray(self._rewards), return_inverse=True, return_counts=True)
+        mean_rank = np.cumsum(counts) - counts + (counts - 1) / 2.0
+        n = len(self._rewards)
+        return np.array([_NORMAL.inv_cdf((r + 0.5) / n) for r in mean_rank])[inverse]
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, Cholesky factor of the precision) of the weights; recomputed only after new data."""
+        if self._cache is not None and self._cache[0] == self._version:
+            return self._cache[1], self._cache[2]
+        y = self._targets()
+        rows = np.asarray(self._rows)
+        xty = np.zeros(self.features.num_features)
+        np.add.at(xty, rows, np.repeat(y[:, None], rows.shape[1], axis=1))
+        n = len(y)
+        beta = 1.0  # a function of the data alone (a restored controller computes the same posterior)
+        for _ in range(4):  # MacKay's fixed point for the noise precision (prior precisions fixed)
+            precision = beta * self._xtx + np.diag(self.alpha)
+            chol = np.linalg.cholesky(precision)
+            mean = _cho_solve(chol, beta * xty)
+            residual = float(np.sum((y - mean[rows].sum(axis=1)) ** 2))
+            inverse_diag = np.sum(np.linalg.inv(chol) ** 2, axis=0)
+            gamma = float(np.sum(1.0 - self.alpha * inverse_diag))
+            beta = min(max((n - gamma) / max(residual, 1e-9), 0.1), 1e4) if n > gamma + 1 else beta
+        precision = beta * self._xtx + np.diag(self.alpha)
+        chol = np.linalg.cholesky(precision)
+        mean = _cho_solve(chol, beta * xty)
+        self._cache = (self._version, mean, chol, beta)
+        return mean, chol
+
+    def noise_precision(self) -> float:
+        """The evidence estimate of the noise precision (on the normal-score scale) of the current posterior."""
+        self.posterior()
+        return self._cache[3]  # type: ignore[index]
+
+    def thompson(self, rng: np.random.Generator) -> np.ndarray:
+        """Weights drawn from the posterior."""
+        mean, chol = self.posterior()
+        z = rng.standard_normal(len(mean))
+        return mean + np.linalg.solve(chol.T, z)
+
+
+def _cho_solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.solve(chol.T, np.linalg.solve(chol, b))
