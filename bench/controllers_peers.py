@@ -1,0 +1,169 @@
+"""The table bench's landscape and searchers: effnas controllers, Optuna TPE, nevergrad NGOpt, uniform order statistics.
+
+Bench-only: Optuna and nevergrad come with the ``[bench]`` extra (``pip install -e '.[bench]'``); the
+library never imports them.  Every searcher is a function ``(landscape, objective, seed, budget) ->
+Run`` that asks and tells one sample at a time; one sample = one table lookup.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nas.data.tables import load_table
+from search_spaces import get_space
+
+OBJECTIVES = ("accuracy", "reward", "noisy")
+
+
+@dataclass
+class Landscape:
+    """NAS-Bench-Macro as arrays: every genotype code -> its network; every network -> its values."""
+
+    space: object
+    network_of: dict          # tuple(codes) -> network index
+    accuracies: np.ndarray    # (networks, trainings)
+    macs: np.ndarray          # (networks,)
+    target: float             # T of the reward: the table's median MACs
+    genotypes_per_network: np.ndarray
+    _cache: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> "Landscape":
+        space = get_space("nas-bench-macro")
+        table = load_table("nas-bench-macro")
+        index: dict = {}
+        accs, macs = [], []
+        for genotype, record in table.networks():
+            index[space.canonical(genotype)] = len(accs)
+            accs.append(record.accuracies)
+            macs.append(float(record.macs))
+        network_of = {}
+        for flat in range(int(np.prod(space.decision_sizes))):
+            codes = tuple(int(v) for v in np.unravel_index(flat, space.decision_sizes))
+            network_of[codes] = index[space.canonical(space.decode(codes))]
+        counts = np.bincount(list(network_of.values()), minlength=len(accs))
+        macs_array = np.asarray(macs)
+        return cls(space, network_of, np.asarray(accs), macs_array, float(np.median(macs_array)), counts)
+
+    def true_values(self, objective: str) -> np.ndarray:
+        mean = self.accuracies.mean(axis=1)
+        if objective == "reward":  # MnasNet's soft reward, ACC * (MACs / T) ** -0.07 (nas/cost/objective.py)
+            return mean * (self.macs / self.target) ** -0.07
+        return mean
+
+    def observe(self, objective: str, network: int, rng: np.random.Generator) -> float:
+        if objective == "noisy":  # one recorded training, drawn per lookup
+            row = self.accuracies[network]
+            return float(row[int(rng.integers(len(row)))])
+        if objective not in self._cache:
+            self._cache[objective] = self.true_values(objective)
+        return float(self._cache[objective][network])
+
+
+@dataclass
+class Run:
+    codes: list = field(default_factory=list)      # tuple of decisions per sample
+    networks: list = field(default_factory=list)   # network index per sample
+    observed: list = field(default_factory=list)   # value the searcher was told
+    seconds: float = 0.0                            # time spent in the searcher (ask + tell)
+
+
+def _record(run: Run, land: Landscape, objective: str, codes, rng) -> float:
+    codes = tuple(int(v) for v in codes)
+    network = land.network_of[codes]
+    value = land.observe(objective, network, rng)
+    run.codes.append(codes)
+    run.networks.append(network)
+    run.observed.append(value)
+    return value
+
+
+def run_effnas(name: str, settings: dict, land: Landscape, objective: str, seed: int, budget: int) -> Run:
+    from controllers import make_controller
+
+    controller = make_controller(name, land.space, seed=seed, settings=settings or None, budget=budget)
+    rng = np.random.default_rng([seed, 7])
+    run = Run()
+    for _ in range(budget):
+        start = time.perf_counter()
+        genotype = controller.ask()
+        codes = land.space.encode(genotype)
+        run.seconds += time.perf_counter() - start
+        value = _record(run, land, objective, codes, rng)
+        start = time.perf_counter()
+        controller.tell(genotype, value)
+        run.seconds += time.perf_counter() - start
+    return run
+
+
+def run_tpe(land: Landscape, objective: str, seed: int, budget: int) -> Run:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(multivariate=True, seed=seed))
+    rng = np.random.default_rng([seed, 7])
+    run = Run()
+    names = land.space.decision_names
+    for _ in range(budget):
+        start = time.perf_counter()
+        trial = study.ask()
+        codes = [trial.suggest_categorical(n, list(range(s))) for n, s in zip(names, land.space.decision_sizes)]
+        run.seconds += time.perf_counter() - start
+        value = _record(run, land, objective, codes, rng)
+        start = time.perf_counter()
+        study.tell(trial, value)
+        run.seconds += time.perf_counter() - start
+    return run
+
+
+def run_ngopt(land: Landscape, objective: str, seed: int, budget: int) -> Run:
+    import nevergrad as ng
+
+    param = ng.p.Tuple(*[ng.p.Choice(list(range(s)), deterministic=True) for s in land.space.decision_sizes])
+    param.random_state = np.random.RandomState(seed)
+    optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget, num_workers=1)
+    rng = np.random.default_rng([seed, 7])
+    run = Run()
+    for _ in range(budget):
+        start = time.perf_counter()
+        candidate = optimizer.ask()
+        run.seconds += time.perf_counter() - start
+        value = _record(run, land, objective, candidate.value, rng)
+        start = time.perf_counter()
+        optimizer.tell(candidate, -value)  # nevergrad minimises
+        run.seconds += time.perf_counter() - start
+    return run
+
+
+def uniform_order_statistics(land: Landscape, objective: str, budgets: list[int], tops: list[int]) -> dict:
+    """Exact: uniform sampling of the table's networks without repeats (each network once, as effnas's rule).
+
+    ``best``: the median true value of the best of n draws; ``to_top``: per top-k set, the median number
+    of draws to the first member and the share of searches reaching it within ``max(budgets)``.
+    """
+    values = np.sort(land.true_values(objective))  # ascending
+    n_all = len(values)
+    out: dict = {"best": {}, "to_top": {}}
+    for n in budgets:
+        # P(max rank <= k) = C(k, n) / C(N, n) for the k lowest networks; the median is the first k where >= 1/2.
+        log_c = [_log_comb(k, n) - _log_comb(n_all, n) for k in range(n_all + 1)]
+        k = next(k for k in range(n, n_all + 1) if log_c[k] >= math.log(0.5))
+        out["best"][n] = float(values[k - 1])
+    for top in tops:
+        miss, median = 1.0, None
+        for i in range(max(budgets)):
+            miss *= (n_all - top - i) / (n_all - i)
+            if median is None and miss <= 0.5:
+                median = i + 1
+        out["to_top"][top] = (median, 1.0 - miss)
+    return out
+
+
+def _log_comb(n: int, k: int) -> float:
+    if k > n:
+        return -math.inf
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
