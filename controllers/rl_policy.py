@@ -107,8 +107,12 @@ class DecisionPolicy(nn.Module):
             self._cache = (version, arrays)
         return self._cache[1]
 
-    def sample(self, generator: torch.Generator) -> tuple[list[int], float]:
-        """Draw one decision sequence with ``generator``; returns (decisions, summed log-prob)."""
+    def sample(self, generator: torch.Generator, temperature: float = 1.0) -> tuple[list[int], float]:
+        """Draw one decision sequence with ``generator``; returns (decisions, summed log-prob).
+
+        ``temperature`` > 1 flattens every step's softmax (logits / temperature); the log-prob is that of
+        the distribution actually sampled from.
+        """
         inputs, w_hh, head_w, head_b = self._weights()
         hid = self.hidden
         uniforms = torch.rand(len(self.sizes), generator=generator, dtype=torch.float64).tolist()
@@ -122,7 +126,7 @@ class DecisionPolicy(nn.Module):
             gates = 1.0 / (1.0 + np.exp(-z))
             c = gates[hid:2 * hid] * c + gates[:hid] * np.tanh(z[2 * hid:3 * hid])
             h = gates[3 * hid:] * np.tanh(c)
-            logits = (head_w[lo:hi] @ h + head_b[lo:hi]).tolist()
+            logits = ((head_w[lo:hi] @ h + head_b[lo:hi]) / temperature).tolist()
             top = max(logits)
             weights = [math.exp(v - top) for v in logits]
             norm = sum(weights)

@@ -419,7 +419,7 @@ def test_settings_load_from_yaml_data_with_the_config_loader():
 
 @pytest.mark.parametrize("cls, kwargs, match", [
     (EvolutionSettings, {"population": 1}, "population must be an integer >= 2"),
-    (EvolutionSettings, {"warmup": 80}, "warmup must be <= population"),
+    (EvolutionSettings, {"population": 64, "warmup": 80}, "warmup must be <= population"),
     (EvolutionSettings, {"mutations": 0}, "mutations must be an integer >= 1"),
     (RLSettings, {"lr": 0.0}, r"lr must be a number in \(0, 1\]"),
     (RLSettings, {"clip": 1.5}, "clip"),
@@ -541,6 +541,22 @@ def test_evolution_removes_the_oldest_not_the_worst():
     assert c.best[1] == 0.99
 
 
+@pytest.mark.parametrize("budget, population, sample", [(None, 64, 16), (25, 8, 2), (100, 16, 4), (200, 33, 8),
+                                                        (500, 64, 16), (20000, 64, 16)])
+def test_evolution_is_sized_by_the_budget(budget, population, sample):
+    """Issue 20: no 64-sample random warm-up for a 100-sample search."""
+    space = get_space("tiny")
+    c = make_controller("evolution", space, budget=budget)
+    assert (c.population_size, c.tournament_size, c.warmup_size) == (population, sample, population)
+    for _ in range(population):
+        g = c.ask()
+        c.tell(g, toy_reward(space, g))
+    c.ask()
+    assert c.stats()["random_proposals"] == population and c.stats()["mutant_proposals"] == 1
+    pinned = make_controller("evolution", space, budget=100, settings={"population": 40, "warmup": 10})
+    assert (pinned.population_size, pinned.tournament_size, pinned.warmup_size) == (40, 10, 10)
+
+
 def test_evolution_warmup_setting():
     space = get_space("tiny")
     c = RegularizedEvolution(space, settings=EvolutionSettings(population=10, sample=2, warmup=2))
@@ -624,7 +640,8 @@ def test_rl_learns_a_toy_objective(algorithm):
         c.tell(g, rewards[-1])
     stats = c.stats()
     assert stats["updates"] == 40 and math.isfinite(stats["policy_loss"])
-    assert np.mean(rewards[-60:]) > np.mean(rewards[:60]) + 0.2
+    # +0.15: every proposal is a new network (no repeats, no aliases), so late proposals cannot all be the optimum
+    assert np.mean(rewards[-60:]) > np.mean(rewards[:60]) + 0.15
     assert stats["entropy"] < sum(math.log(s) for s in space.decision_sizes)  # below uniform
 
 
@@ -696,6 +713,24 @@ def test_rl_entropy_floor_keeps_proposals_new():
     assert c.stats()["entropy"] >= 0.95 * c.entropy_floor
     collapsed, _, peer_rate = run(allow_repeats=True, min_entropy=0.0)
     assert peer_rate > 0.75 and collapsed.stats()["entropy"] < 0.5
+
+
+def test_rl_redraws_come_from_the_tempered_policy_not_a_walk():
+    """Issue 20: a repeated policy draw is redrawn from the policy at a rising temperature; the walk to a
+    neighbour is the last resort (counted in 'neighbours')."""
+    space = get_space("tiny")
+    c = RLController(space, seed=0, settings=RLSettings(hidden=16, lr=0.05, update_every=4))
+    for _ in range(200):
+        g = c.ask()
+        c.tell(g, toy_reward(space, g))
+    stats = c.stats()
+    assert stats["resampled"] > 0 and stats["tempered_proposals"] > 0 and stats["neighbours"] == 0
+    policy, gen = _perturbed_policy(space)
+    decisions, logp = policy.sample(torch.Generator().manual_seed(3), temperature=4.0)
+    with torch.no_grad():
+        scored, _ = policy.evaluate(torch.tensor([decisions]))
+    assert logp != pytest.approx(float(scored), abs=1e-3)  # the tempered distribution's log-prob, not the policy's
+    assert RLSettings().redraw_temperature == 0.05
 
 
 def test_rl_add_evaluated_uses_the_current_policy_log_prob():

@@ -58,7 +58,7 @@ def test_shipped_experiments_load():
 @pytest.mark.parametrize("edit, needle", [
     ({"controller": {"setings": {}}}, "controller.setings: unknown key"),
     ({"budget": {"samples": "many"}}, "budget.samples: expected an integer"),
-    ({"controller": {"name": "bayes"}}, "controller.name: unknown controller 'bayes'"),
+    ({"controller": {"name": "tpe"}}, "controller.name: unknown controller 'tpe'"),
     ({"controller": {"settings": {"populaton": 4}}}, "controller.settings.populaton: unknown key"),
     ({"objective": {"w": 0.07}}, "objective.w must be <= 0"),
     ({"space": "nasbench"}, "space: unknown search space 'nasbench'"),

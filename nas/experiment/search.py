@@ -189,7 +189,8 @@ def build_controller(exp: Experiment):
                                 hi=math.inf if c.cost_max is None else c.cost_max, max_tries=c.max_tries,
                                 unit=exp.objective.cost)
     settings = from_dict(get_controller_class(c.name).settings_cls, c.settings, "controller.settings")
-    return make_controller(c.name, exp.search_space, seed=c.seed, constraint=constraint, settings=settings)
+    return make_controller(c.name, exp.search_space, seed=c.seed, constraint=constraint, settings=settings,
+                           budget=exp.budget.samples)
 
 
 def cost_function(exp: Experiment):
