@@ -145,13 +145,13 @@ class BayesController(Controller):
 
     # -- logging and state --------------------------------------------------------------
     def _core_stats(self) -> dict[str, float]:
-        noise = float(self._model.noise_precision()) if len(self._model) >= 2 else float("nan")
+        noise = self._model.next_beta  # the noise precision estimate (normal-score scale), without computing
         return {"model_proposals": float(self._modelled), "random_proposals": float(self._random),
                 "pool_exhausted": float(self._exhausted), "features": float(self.features.num_features),
                 "noise_precision": noise, "model_size": float(len(self._model))}
 
     def _core_state(self) -> dict[str, Any]:
-        return {"told": [{"genotype": c, "reward": r} for r, c in self._results],
+        return {"told": [{"genotype": c, "reward": r} for r, c in self._results], "model": self._model.state(),
                 "codes_seen": sorted(list(c) for c in self._codes_seen),
                 "counts": {"random": self._random, "model": self._modelled, "exhausted": self._exhausted}}
 
@@ -162,6 +162,7 @@ class BayesController(Controller):
             codes, reward = [int(v) for v in item["genotype"]], float(item["reward"])
             self._results.append((reward, codes))
             self._model.add(codes, reward)
+        self._model.load_state(state["model"])
         self._codes_seen = {tuple(int(v) for v in c) for c in state["codes_seen"]}
         counts = state["counts"]
         self._random, self._modelled, self._exhausted = int(counts["random"]), int(counts["model"]), \

@@ -55,12 +55,6 @@ class FeatureMap:
         pairs = self.pair_offsets + codes[:, :-1] * self.sizes[1:] + codes[:, 1:]
         return np.concatenate([unary, pairs], axis=1)
 
-    def dense(self, codes: np.ndarray) -> np.ndarray:
-        idx = self.indices(codes)
-        out = np.zeros((idx.shape[0], self.num_features))
-        np.put_along_axis(out, idx, 1.0, axis=1)
-        return out
-
     def score(self, weights: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return weights[self.indices(codes)].sum(axis=1)
 
@@ -96,6 +90,7 @@ class LinearPosterior:
         self._xtx = np.zeros((d, d))
         self._version = 0
         self._cache: tuple[int, np.ndarray, np.ndarray, float] | None = None
+        self.next_beta = 1.0
 
     def __len__(self) -> int:
         return len(self._rewards)
@@ -115,40 +110,44 @@ class LinearPosterior:
         return np.array([_NORMAL.inv_cdf((r + 0.5) / n) for r in mean_rank])[inverse]
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, Cholesky factor of the precision) of the weights; recomputed only after new data."""
+        """(mean, inverse Cholesky factor ``L^-1`` of the precision) of the weights, after new data only.
+
+        The noise precision ``beta`` takes one step of MacKay's fixed point per new posterior, from
+        the estimate of the previous one (``next_beta``, saved with the state): one Cholesky and one
+        triangular inverse per posterior, every other product ``O(features^2)``.
+        """
         if self._cache is not None and self._cache[0] == self._version:
             return self._cache[1], self._cache[2]
         y = self._targets()
         rows = np.asarray(self._rows)
         xty = np.zeros(self.features.num_features)
         np.add.at(xty, rows, np.repeat(y[:, None], rows.shape[1], axis=1))
+        beta = self.next_beta
+        chol = np.linalg.cholesky(beta * self._xtx + np.diag(self.alpha))
+        inverse = np.linalg.inv(chol)
+        mean = inverse.T @ (inverse @ (beta * xty))
+        residual = float(np.sum((y - mean[rows].sum(axis=1)) ** 2))
+        gamma = float(np.sum(1.0 - self.alpha * np.sum(inverse ** 2, axis=0)))  # well-determined parameters
         n = len(y)
-        beta = 1.0  # a function of the data alone (a restored controller computes the same posterior)
-        for _ in range(4):  # MacKay's fixed point for the noise precision (prior precisions fixed)
-            precision = beta * self._xtx + np.diag(self.alpha)
-            chol = np.linalg.cholesky(precision)
-            mean = _cho_solve(chol, beta * xty)
-            residual = float(np.sum((y - mean[rows].sum(axis=1)) ** 2))
-            inverse_diag = np.sum(np.linalg.inv(chol) ** 2, axis=0)
-            gamma = float(np.sum(1.0 - self.alpha * inverse_diag))
-            beta = min(max((n - gamma) / max(residual, 1e-9), 0.1), 1e4) if n > gamma + 1 else beta
-        precision = beta * self._xtx + np.diag(self.alpha)
-        chol = np.linalg.cholesky(precision)
-        mean = _cho_solve(chol, beta * xty)
-        self._cache = (self._version, mean, chol, beta)
-        return mean, chol
+        if n > gamma + 1.0:
+            self.next_beta = min(max((n - gamma) / max(residual, 1e-9), 0.1), 1e4)
+        self._cache = (self._version, mean, inverse, beta)
+        return mean, inverse
 
-    def noise_precision(self) -> float:
-        """The evidence estimate of the noise precision (on the normal-score scale) of the current posterior."""
-        self.posterior()
-        return self._cache[3]  # type: ignore[index]
+    def state(self) -> dict:
+        """What besides the rows a restored posterior needs: the ``beta`` of the current posterior (if
+        computed) and the one the next starts from."""
+        cached = self._cache[3] if self._cache is not None and self._cache[0] == self._version else None
+        return {"cached_beta": cached, "next_beta": self.next_beta}
+
+    def load_state(self, state: dict) -> None:
+        """After the rows were added again: the same current posterior and the same next start."""
+        if state["cached_beta"] is not None:
+            self.next_beta = float(state["cached_beta"])
+            self.posterior()
+        self.next_beta = float(state["next_beta"])
 
     def thompson(self, rng: np.random.Generator) -> np.ndarray:
-        """Weights drawn from the posterior."""
-        mean, chol = self.posterior()
-        z = rng.standard_normal(len(mean))
-        return mean + np.linalg.solve(chol.T, z)
-
-
-def _cho_solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.solve(chol.T, np.linalg.solve(chol, b))
+        """Weights drawn from the posterior: ``mean + L^-T z``."""
+        mean, inverse = self.posterior()
+        return mean + inverse.T @ rng.standard_normal(len(mean))
