@@ -2,6 +2,7 @@
 
     python bench/controllers_table.py [--seeds 20] [--noisy-seeds 40] [--budgets 25,50,100,200,500]
         [--controllers random,evolution,rl,bayes,tpe,ngopt] [--objectives accuracy,reward,noisy] [--workers 1]
+        [--no-cost]
 
 One sample = one lookup in the converged NAS-Bench-Macro table (Su et al. 2021; 6,561 genotypes,
 3,969 networks, three CIFAR-10 trainings each).  Objectives: ``accuracy`` (the mean of the three),
@@ -18,7 +19,8 @@ at each budget; samples to the first network of the table's top 1% / top 0.1% (m
 ``>B`` when fewer than half reach it; the share of seeds reaching it by the largest budget); the share
 of seeds that find the single best network and whose reported best is in the true top 1%, by the
 largest budget; proposals that repeat a genotype or an alias of a network already sampled; the
-searcher's own time per sample; then the ratio of each controller's median samples to top 1% to TPE's.
+searcher's own time per sample; then the ratio of each controller's median samples to top 1% to TPE's;
+last, each effnas controller's time per ask after 1,000 told results on the MnasNet space.
 """
 
 from __future__ import annotations
@@ -148,6 +150,30 @@ def report(objective: str, land: Landscape, specs: list, results: dict, seeds: l
         print(f"median samples to top 1%, ratio to TPE (same run; < 1 is fewer): {ratios}")
 
 
+def ask_cost(told: int = 1000, asks: int = 20) -> None:
+    """Median ms per ask of each effnas controller after ``told`` results, on the MnasNet space (42 decisions)."""
+    from controllers import list_controllers, make_controller
+    from search_spaces import get_space
+
+    space = get_space("mnasnet")
+    line = []
+    for label, name, settings in [(n, n, {}) for n in list_controllers()] + [
+            ("bayes:interactions=adjacent", "bayes", {"interactions": "adjacent"})]:
+        controller = make_controller(name, space, seed=0, settings=settings or None, budget=told + asks)
+        rng = np.random.default_rng(0)
+        for _ in range(told):
+            g = controller.ask()
+            controller.tell(g, float(rng.random()))
+        times = []
+        for _ in range(asks):
+            start = time.perf_counter()
+            g = controller.ask()
+            times.append(time.perf_counter() - start)
+            controller.tell(g, float(rng.random()))
+        line.append(f"{label} {1e3 * np.median(times):.1f}")
+    print(f"\nms per ask after {told} told results, MnasNet space (median of {asks}): " + ", ".join(line))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=20)
@@ -156,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--controllers", default="random,evolution,rl,bayes,tpe,ngopt")
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--no-cost", action="store_true", help="skip the ms-per-ask line at 1,000 told results")
     args = p.parse_args(argv)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     specs = [parse_spec(s) for s in args.controllers.split(",")]
@@ -179,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.workers} worker(s), load {os.getloadavg()[0]:.1f})")
     for o in objectives:
         report(o, _land(), specs, results, seeds_of[o], budgets)
+    if not args.no_cost:
+        ask_cost()
     return 0
 
 
