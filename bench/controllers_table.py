@@ -117,8 +117,9 @@ def report(objective: str, land: Landscape, specs: list, results: dict, seeds: l
     tops = {"top1": max(1, math.ceil(0.01 * n)), "top01": max(1, math.ceil(0.001 * n)), "best": 1}
     thresholds = {k: float(order[v - 1]) for k, v in tops.items()}
     big = max(budgets)
-    scale = 100.0 if objective != "reward" else 100.0
-    print(f"\n## {objective}: {len(seeds)} seeds; top 1% = {tops['top1']} networks (>= {thresholds['top1'] * scale:.2f}), "
+    scale = 100.0
+    print(f"\n## {objective}: {len(seeds)} seeds; top 1% = {tops['top1']} networks "
+          f"(>= {thresholds['top1'] * scale:.2f}), "
           f"top 0.1% = {tops['top01']}, best {thresholds['best'] * scale:.2f} (x100)")
     head = " | ".join(f"best@{b}" for b in budgets)
     print(f"| searcher | {head} | to top 1% | to top 0.1% | best found @{big} | reported in top 1% @{big} | "
@@ -126,7 +127,8 @@ def report(objective: str, land: Landscape, specs: list, results: dict, seeds: l
     print("|" + " --- |" * (len(budgets) + 8))
     uni = uniform_order_statistics(land, objective, budgets, [tops["top1"], tops["top01"], 1])
     cells = [f"{uni['best'][b] * scale:.2f}" for b in budgets]
-    to = [f"{uni['to_top'][k][0] or f'>{big}'} ({100 * uni['to_top'][k][1]:.0f}%)" for k in (tops["top1"], tops["top01"])]
+    to = [f"{uni['to_top'][k][0] or f'>{big}'} ({100 * uni['to_top'][k][1]:.0f}%)"
+          for k in (tops["top1"], tops["top01"])]
     print(f"| uniform, no repeats (exact) | {' | '.join(cells)} | {to[0]} | {to[1]} | "
           f"{100 * uni['to_top'][1][1]:.0f}% | - | 0 | 0 | - |")
     medians = {}

@@ -14,7 +14,8 @@ from .rl import RLController, RLSettings
 from .settings import ProposalSettings
 
 __all__ = [
-    "BayesController", "BayesSettings", "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError", "ProposalSettings", "RLController",
+    "BayesController", "BayesSettings", "Constraint", "Controller", "EvolutionSettings", "InfeasibleConstraintError",
+    "ProposalSettings", "RLController",
     "RLSettings", "RandomSearch", "RandomSettings", "RegularizedEvolution", "get_controller_class", "list_controllers",
     "make_controller", "make_settings", "register_controller",
 ]
