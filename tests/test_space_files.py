@@ -61,6 +61,11 @@ def test_a_yaml_file_is_found_next_to_the_experiment_and_kept_by_value(tmp_path,
     assert isinstance(exp.space, dict) and exp.space["name"] == "user-space"
     assert exp.search_space.name == "user-space" and exp.search_space.frame.activation == "relu6"
     assert exp.search_space == resolve_space(exp.space)  # a worker rebuilds it from the value alone
+    from search_spaces import load_space
+
+    # the same encode order as the file (a declaration's key order is its decisions' order)
+    assert exp.search_space.decision_names == load_space(exp_dir / "spaces/my_space.yaml").decision_names
+    assert exp.search_space.decision_names[:2] == ["b1_op", "b1_kernel"]
 
 
 def test_an_inline_mapping_and_a_shipped_name(tmp_path):
@@ -125,6 +130,33 @@ def test_a_supernet_checkpoint_records_the_declaration_and_a_mismatch_is_one_lin
     edited["frame"]["activation"] = "relu"
     with pytest.raises(ConfigError, match=r"a declaration of the same name that differs"):
         _check_fits({"space": edited, "data": {}}, exp)
+
+
+def test_nas_show_space_finds_the_exact_largest_and_smallest_network(tmp_path, capsys):
+    import itertools
+    import json
+
+    from efficientnet import count_spec, model_spec
+    from nas.cli import main
+    from search_spaces import load_space
+
+    path = _write(tmp_path)
+    space = load_space(path)
+    macs = {tuple(c): count_spec(model_spec(space.decode(c)))[1]
+            for c in itertools.product(*(range(n) for n in space.decision_sizes))}
+    assert len(macs) == space.cardinality == 36
+    assert main(["show", "--space", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "user-space" and info["cardinality"] == 36 and info["frame"]["activation"] == "relu6"
+    assert [d["name"] for d in info["decisions"]] == space.decision_names  # encode order
+    assert {d["name"]: d["options"] for d in info["decisions"]}["b2_op"][0].startswith("{op: skip")
+    assert info["largest"]["macs"] == max(macs.values()) and info["smallest"]["macs"] == min(macs.values())
+    assert info["largest"]["genotypes_counted"] < 36  # a search, not the enumeration
+    assert main(["show", "--space", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "cardinality: 1,048,576" in out and "largest (MACs at width 1 depth 1 224px)" in out
+    assert main(["show"]) == 2 and "NAME_OR_GENOTYPE" in capsys.readouterr().err
+    assert main(["show", "b0", "--space", "tiny"]) == 2 and "not both" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def resolve_space(value: Any, path: str = "space"):
 
     try:
         if isinstance(value, Mapping):
-            return _from_text(json.dumps(value, sort_keys=True))
+            return _from_text(json.dumps(value))  # key order kept: it is the decisions' encode order
         return get_space(value)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{path}: {err}") from None
