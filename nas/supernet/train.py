@@ -66,7 +66,8 @@ class TrainSummary:
 
 
 def _meta(exp: SupernetExperiment, net: Supernet, epoch: int, history: list, world_size: int) -> dict:
-    return {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data), "proxy": to_dict(exp.proxy),
+    return {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data),
+            "proxy": to_dict(exp.proxy),
             "supernet": to_dict(exp.supernet), "epoch": epoch, "epochs": exp.supernet.epochs, "history": history,
             "world_size": world_size}
 
