@@ -8,6 +8,7 @@ through a 2-CPU local Ray, 2 workers each.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,27 @@ def test_nas_show_space_finds_the_exact_largest_and_smallest_network(tmp_path, c
     assert "cardinality: 1,048,576" in out and "largest (MACs at width 1 depth 1 224px)" in out
     assert main(["show"]) == 2 and "NAME_OR_GENOTYPE" in capsys.readouterr().err
     assert main(["show", "b0", "--space", "tiny"]) == 2 and "not both" in capsys.readouterr().err
+
+
+def test_nas_profile_builds_a_table_of_a_yaml_space_that_validates_without_the_file(tmp_path, capsys):
+    from nas.cli import main
+    from nas.cost.latency import LatencyTable
+    from nas.cost.latency.validate import validation_genotypes
+    from search_spaces import load_space
+
+    path, out = _write(tmp_path), tmp_path / "lut.json"
+    space = load_space(path)
+    assert main(["profile", "--space", str(path), "--resolution", "16", "--num-classes", "10", "--samples", "2",
+                 "--calibrate", "2", "--warmup", "1", "--repeats", "2", "--rounds", "1", "--no-pin", "--out",
+                 str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["space"] == "user-space"
+    path.unlink()
+    table = LatencyTable.load(out)
+    assert table.target["space"] == space.to_declaration()  # the table carries its space
+    genotypes = validation_genotypes(table, 3, seed=1)
+    assert len(genotypes) == 3 and all(space.contains(g) for g in genotypes)
+    assert main(["profile", "--space", str(path), "--out", str(out)]) == 2
+    assert "--space: space file" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------
