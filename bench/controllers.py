@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controllers import list_controllers, make_controller  # noqa: E402
 from efficientnet import ModelSpec, count_arch  # noqa: E402
-from search_spaces import OP_NAMES, Genotype, SearchSpace, get_space  # noqa: E402
+from search_spaces import OP_NAMES, Genotype, SearchSpace, load_space  # noqa: E402
 
 TARGET_MACS = 400e6
 W = -0.07
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in (parse_entry(e)[0] for e in names) if n not in list_controllers()]
     if unknown:
         parser.error(f"unknown controller {unknown[0]!r}; known: {', '.join(list_controllers())}")
-    space = get_space(args.space)
+    space = load_space(args.space)  # a shipped name or a YAML declaration file
     objective = Objective(space)
     curves, seconds, unique, entropy = {}, {}, {}, {}
     for name in names:

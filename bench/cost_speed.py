@@ -14,7 +14,8 @@ machine is a shared 2-core VM, so a single pass mostly measures the neighbours):
   fresh   N new random genotypes with the caches warm (steady state of a search);
   peer    build + count on the first ``--peer`` genotypes (and the two counts must agree).
 
-Run: ``python bench/cost_speed.py [--n 10000] [--peer 200] [--resolution 224]``.
+Run: ``python bench/cost_speed.py [--n 10000] [--peer 200] [--resolution 224] [--space NAME_OR_FILE]``
+(the default space is the shipped declaration ``search_spaces/declarations/mnasnet.yaml``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from efficientnet import ModelSpec, build_model, count_spec, layer_cost, measure_macs
 from efficientnet.counting import _stage_cost
 from efficientnet.layout import _stage_layers
-from search_spaces import get_space
+from search_spaces import load_space
 
 GOAL_US = 50.0
 
@@ -66,15 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", type=int, default=200, help="genotypes built and hook-counted by the peer")
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--space", default="mnasnet", help="a shipped space or a YAML declaration (default mnasnet)")
     parser.add_argument("--repeats", type=int, default=3, help="passes of each analytical measurement")
     args = parser.parse_args(argv)
     if args.n < 1 or args.peer < 1 or args.peer > args.n or args.repeats < 1:
         parser.error("need --n >= 1, 1 <= --peer <= --n and --repeats >= 1")
 
-    space = get_space("mnasnet")
+    space = load_space(args.space)
     rng = np.random.default_rng(args.seed)
     genotypes = [space.sample(rng) for _ in range(args.n)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.n} random mnasnet genotypes "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.n} random {space.name} genotypes "
           f"at {args.resolution}x{args.resolution}, 1000 classes")
 
     cold, repeat, steady = [], [], []

@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nas.experiment.trial import load_trial_config
-    from search_spaces import get_space
+    from search_spaces import load_space
 
     overrides = [f"proxy.device={args.device}", *(npz_overrides(args.data) if not args.config else [])]
     if args.quick:
@@ -60,7 +60,7 @@ def main() -> None:
     cfg = load_trial_config(args.config, overrides + args.overrides)
     short = cfg.proxy
     long = replace(short, epochs=round(short.epochs * args.factor), warmup_epochs=short.warmup_epochs * args.factor)
-    space = get_space(args.space)
+    space = load_space(args.space)  # a shipped name or a YAML declaration file
     rng = np.random.default_rng(args.seed)
     genotypes = [space.sample(rng) for _ in range(args.genotypes)]
     if args.worker_index is not None:

@@ -35,15 +35,15 @@ from _data import ROOT, npz_overrides
 from nas.stats import kendall, spearman
 
 
-def genotypes_of(space_name: str, n: int, seed: int) -> list:
+def genotypes_of(space, n: int, seed: int) -> list:
     import dataclasses
 
-    from search_spaces import DEFAULT_FRAME, get_space, named_genotype
+    from search_spaces import DEFAULT_FRAME, load_space, named_genotype
 
-    space = get_space(space_name)
+    space = load_space(space)  # a name, or the experiment's declaration
     # mnasnet-a1 in the space's frame (TF's fixed 1280 head differs only below width 1.0; the supernet shares one)
     a1 = named_genotype("mnasnet-a1")
-    named = [named_genotype("b0"), a1.with_frame(**dataclasses.asdict(DEFAULT_FRAME))] if space_name == "mnasnet" else []
+    named = [named_genotype("b0"), a1.with_frame(**dataclasses.asdict(DEFAULT_FRAME))] if space.name == "mnasnet" else []
     rng = np.random.default_rng(seed)
     out = list(named)
     while len(out) < n:
@@ -89,7 +89,7 @@ def main() -> None:
         standalone(exp, genotypes, args)
         return
 
-    print(f"{len(genotypes)} genotypes of {exp.space} (b0, mnasnet-a1, random seed {args.seed}); proxy width "
+    print(f"{len(genotypes)} genotypes of {exp.search_space.name} (b0, mnasnet-a1, random seed {args.seed}); proxy width "
           f"{exp.proxy.width:g}, depth {exp.proxy.depth:g}, {exp.proxy.resolution}px, {exp.proxy.epochs} epochs "
           f"standalone x {args.standalone_seeds} seed(s); data {exp.data.kind} {exp.data.path or ''}", flush=True)
     truth = reused_truth(args.truth, genotypes, exp) if args.truth else None

@@ -54,7 +54,6 @@ def main() -> None:
     from nas.supernet import PathScorer, load_supernet, load_supernet_experiment
     from nas.experiment.supernet import arch_options
     from nas.supernet.train import train_step
-    from search_spaces import get_space
 
     overrides = npz_overrides(args.data) + ([f"proxy.device={args.device}"] if args.device else []) + args.overrides
     exp = load_supernet_experiment(args.config, overrides)
@@ -62,7 +61,7 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     data = load_data(exp.data)
-    space = get_space(exp.space)
+    space = exp.search_space
     torch.manual_seed(0)
     net = load_supernet(args.checkpoint)[0] if args.checkpoint else Supernet(space, **arch_options(exp, data.num_classes))
     layout = torch.channels_last if use_channels_last(exp.proxy, device) else torch.contiguous_format
@@ -71,7 +70,7 @@ def main() -> None:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(exp.proxy, device) else nullcontext()
     rng = np.random.default_rng(0)
     genotypes = [space.sample(rng) for _ in range(args.candidates)]
-    print(f"{exp.space} supernet, width {exp.proxy.width:g} depth {exp.proxy.depth:g} {exp.proxy.resolution}px, "
+    print(f"{exp.search_space.name} supernet, width {exp.proxy.width:g} depth {exp.proxy.depth:g} {exp.proxy.resolution}px, "
           f"{device}{'' if device.type != 'cpu' else f' ({args.threads} thread(s))'}; best of {args.repeats}")
 
     # -- 1. scoring ------------------------------------------------------------------------------

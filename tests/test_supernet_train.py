@@ -79,7 +79,8 @@ def test_train_checkpoint_score_and_cli(tmp_path, one_thread, capsys):
     payload = read_checkpoint(exp.checkpoint_path)
     assert payload["meta"]["epoch"] == 2 and set(payload["optimizer"]) == {"state", "param_groups"}
     net, meta = load_supernet(exp.checkpoint_path)
-    assert meta["space"] == "tiny" and meta["arch"]["width"] == 0.25 and meta["arch"]["num_classes"] == 10
+    assert meta["space"] == get_space("tiny").to_declaration()  # the declaration, not a name
+    assert meta["arch"]["width"] == 0.25 and meta["arch"]["num_classes"] == 10
     assert meta["data"]["train_limit"] == 256 and meta["proxy"]["resolution"] == 32
     assert not net.training
     # without --resume an existing supernet is never overwritten

@@ -63,8 +63,8 @@ def model_name(text: str) -> str:
     return text
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("genotype", metavar="NAME_OR_GENOTYPE",
+def add_model_options(parser: argparse.ArgumentParser, genotype_optional: bool = False) -> None:
+    parser.add_argument("genotype", metavar="NAME_OR_GENOTYPE", nargs="?" if genotype_optional else None,
                         help="a named genotype (b0, mnasnet-a1), a TF block string, a timm arch string or a "
                              "search run directory (its best.yaml genotype)")
     parser.add_argument("--model", default=None, metavar="NAME",

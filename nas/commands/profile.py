@@ -55,7 +55,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="keep glibc's adaptive malloc thresholds (by default they are fixed while measuring)")
 
     m = p.add_argument_group("model (for --out and --measure)")
-    m.add_argument("--space", default="mnasnet", help="search space (default %(default)s)")
+    m.add_argument("--space", default="mnasnet", help="search space: a shipped name or a YAML declaration file (default %(default)s)")
     m.add_argument("--resolution", type=positive_int, default=None,
                    help="input resolution of the target model (default: TargetModel's, 224)")
     m.add_argument("--width", type=positive_float, default=None,
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from nas.cost.latency import build_table
-    from nas.experiment.space import resolve_space
+    from nas.experiment.space import resolve_space, space_value
 
-    space = resolve_space(args.space, "--space")
+    space = resolve_space(space_value(args.space, None, "--space"), "--space")
     settings, target = _settings(args), _target(args)
     start = time.monotonic()
     table = build_table(space, target, settings, samples=args.samples, calibrate_genotypes=args.calibrate,

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.search.stages import run_pipeline
 
     e = experiment
-    print(f"search: space {e.space}, controller {e.controller.name}, evaluator {e.evaluator.kind}, "
+    print(f"search: space {e.search_space.name}, controller {e.controller.name}, evaluator {e.evaluator.kind}, "
           f"{e.budget.samples} candidates; baseline {e.baseline}; verify top {e.verify.top_k} x seeds "
           f"{list(e.verify.seeds)} -> {e.run_dir}", flush=True)
     if info.description:

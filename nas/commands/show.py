@@ -1,4 +1,4 @@
-"""``nas show``: the stage table, parameters and multiply-adds of a genotype.
+"""``nas show``: the stage table, parameters and multiply-adds of a genotype (``--space``: of a space, show_space).
 
 ``--stem N``, ``--head N``, ``--stem-scaling scaled|fixed`` and
 ``--head-scaling scaled|fixed|up`` override the genotype's frame (the same as
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from nas.config import ConfigError
+
 from .common import add_model_options, human, positive_int, print_json, print_table, spec_from_args
 
 _OP_NAMES = {"nodw": "tf-c1", "irpw": "ir-pw"}
@@ -18,8 +20,11 @@ _OP_NAMES = {"nodw": "tf-c1", "irpw": "ir-pw"}
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = ("Print the stage table (the paper's Table 1), parameters and "
                      "multiply-adds of a genotype at a width, depth and resolution.")
-    add_model_options(p)
+    add_model_options(p, genotype_optional=True)
     add_frame_options(p)
+    p.add_argument("--space", default=None, metavar="NAME_OR_FILE",
+                   help="instead of a genotype: a space (shipped name or YAML declaration): its decisions, options, "
+                        "cardinality, and its largest and smallest network (params, MACs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -74,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
     from efficientnet import count_spec
     from search_spaces import ZOO
 
+    if (args.space is None) == (args.genotype is None):
+        raise ConfigError("nas show: give a genotype (NAME_OR_GENOTYPE) or --space NAME_OR_FILE, not "
+                          + ("both" if args.space else "neither"))
+    if args.space is not None:
+        from .show_space import run_space
+
+        return run_space(args)
     spec = spec_from_args(args)
     changes = frame_changes(args)
     if changes:

@@ -60,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
         check_address(exp.ray.address, exp.ray.connect_timeout_s)
     check_data(exp.data)  # the last check: it logs what it read
     write_config(exp)
-    print(f"supernet: space {exp.space}, {exp.supernet.epochs} epochs, {exp.supernet.paths_per_step} paths a step, "
+    print(f"supernet: space {exp.search_space.name}, {exp.supernet.epochs} epochs, {exp.supernet.paths_per_step} paths a step, "
           f"{workers} worker(s) -> {exp.checkpoint_path}  (TensorBoard: tensorboard --logdir {exp.run_dir})",
           flush=True)
     if workers > 1:

@@ -23,6 +23,7 @@ from ..config import ConfigError, from_dict, to_dict
 from ..data import DataConfig
 from ..experiment.load import check_data
 from ..experiment.search import Experiment
+from ..experiment.space import resolve_space
 from .base import EvaluatorInfo, EvaluatorKind, binomial_noise
 from .outcome import Scoring, TrialResult
 from .proxy import check_device
@@ -103,9 +104,12 @@ def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
 
 
 def _check_fits(meta: dict, exp: Experiment) -> None:
-    if meta["space"] != exp.space:
-        raise ConfigError(f"evaluator.checkpoint: the supernet is of space {meta['space']!r}, the experiment "
-                          f"searches {exp.space!r}; set space: {meta['space']} or train a supernet of {exp.space}")
+    trained = resolve_space(meta["space"], "evaluator.checkpoint: its space")
+    if trained != exp.search_space:
+        mine = exp.search_space.name
+        same = " (a declaration of the same name that differs)" if trained.name == mine else ""
+        raise ConfigError(f"evaluator.checkpoint: the supernet is of space {trained.name!r}, the experiment searches "
+                          f"{mine!r}{same}; use the supernet's space declaration or train a supernet of this space")
     try:
         trained_on = from_dict(DataConfig, meta["data"], "checkpoint data")
     except ConfigError as err:

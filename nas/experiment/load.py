@@ -9,7 +9,8 @@ An experiment kind is a frozen dataclass of sections (``nas.experiment.search.Ex
 * ``check()``: the checks that need more than one section; ``holds_run(run_dir)``: whether a run
   of this kind is already there.
 
-``load`` reads YAML (or a mapping), applies ``--set`` overrides, type-checks (``nas.config.from_dict``:
+``load`` reads YAML (or a mapping), applies ``--set`` overrides, resolves ``space`` (a YAML file or an inline
+mapping becomes the declaration it holds: ``nas.experiment.space``), type-checks (``nas.config.from_dict``:
 unknown keys, wrong types and values out of range name their YAML path), fixes paths and runs
 ``check()``.  ``load_run`` also takes a run dir (with ``--resume``), refusing a stage folder of a
 search with the one line that continues the whole run.  ``prepare_run_dir`` applies the run-dir
@@ -28,6 +29,7 @@ import yaml
 from ..config import ConfigError, apply_overrides, from_dict, load_yaml
 from ..files import atomic_write, path_problem
 from .run_dir import refuse_stage_folder
+from .space import space_value
 
 K = TypeVar("K")
 
@@ -63,6 +65,9 @@ def load(kind: type[K], source: str | Path | None = None, overrides: list[str] |
     raw = load_yaml(source) if source is not None else dict(data or {})
     apply_overrides(raw, overrides)
     raw = kind.sections_of(raw) if hasattr(kind, "sections_of") else raw
+    if "space" in raw and any(f.name == "space" for f in dataclasses.fields(kind)):
+        base_dir = Path(source).expanduser().resolve().parent if source is not None else None
+        raw["space"] = space_value(raw["space"], base_dir)
     exp = absolute_paths(from_dict(kind, raw))
     exp.check()
     return exp

@@ -118,3 +118,17 @@ class ProxyConfig:
         return ModelSpec(genotype, width=self.width, depth=self.depth, resolution=self.resolution,
                          dropout=self.dropout, num_classes=num_classes, stem_stride=self.stem_stride)
 
+    def network_key(self, genotype: Genotype | str) -> tuple:
+        """Scale-aware canonical key: equal for two genotypes iff their proxy networks are the same.
+
+        ``search_spaces.network_key`` of the genotype scaled by this proxy's width and depth: besides the
+        space's own aliases (a ``skip`` layer that builds nothing, a residual flag where none can exist),
+        layer counts that round to the same depth here (1 and 2 layers at depth 0.5) are one network.
+        A genotype string (``trials.jsonl``) is parsed first.  The classifier is left out (one per run).
+        """
+        from efficientnet import network_key
+
+        if isinstance(genotype, str):
+            genotype = Genotype.from_string(genotype)
+        return network_key(self.spec(genotype, 1))
+

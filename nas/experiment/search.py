@@ -43,7 +43,9 @@ class Experiment:
                                         "output.storage", "evaluator.checkpoint")
 
     description: str = ""
-    space: str = "mnasnet"
+    #: A shipped space name, a YAML declaration file (relative to the experiment file) or an inline
+    #: declaration; loading turns a file or mapping into the declaration (``nas.experiment.space``).
+    space: Any = "mnasnet"
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     target: TargetModel = field(default_factory=TargetModel)
@@ -220,7 +222,7 @@ def check_feasible(exp: Experiment, space: Any = None) -> None:
         d = lo - value if value < lo else value - hi
         if d < gap:
             closest, gap = value, d
-    raise ConfigError(f"controller: no genotype of space {exp.space!r} has {exp.objective.cost} in "
+    raise ConfigError(f"controller: no genotype of space {space.name!r} has {exp.objective.cost} in "
                       f"[{c.cost_min}, {c.cost_max}] after {c.max_tries} samples (closest: {closest:.6g}); "
                       "widen cost_min/cost_max or raise max_tries")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..config import ConfigError, from_dict, to_dict
 from ..data import DataConfig
@@ -120,7 +120,9 @@ class SupernetExperiment:
     PATHS: ClassVar[tuple[str, ...]] = ("data.path", "data.cache_dir", "output.dir", "output.storage")
 
     description: str = ""
-    space: str = "mnasnet"
+    #: A shipped space name, a YAML declaration file (relative to the experiment file) or an inline
+    #: declaration; loading turns a file or mapping into the declaration (``nas.experiment.space``).
+    space: Any = "mnasnet"
     data: DataConfig = field(default_factory=DataConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)

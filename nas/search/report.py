@@ -105,6 +105,10 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     done = s["stages"].get("done", [])
     lines = [f"run {s['run_dir']}  (stages finished: {', '.join(done) or 'none'})",
              _best_line("search", s["search"]), _best_line("baseline", s["baseline"])]
+    aliases = s["stages"].get("aliases")
+    if aliases:
+        lines.append("aliases (genotypes that built the same proxy network as another, verified as one candidate): "
+                     + ", ".join(f"{arm} {n}" for arm, n in aliases.items()))
     if s["table"]:
         lines += comparison_lines(s["compare"])
     else:

@@ -41,7 +41,7 @@ from . import results
 from .batches import InProcessPool, pump_batches
 from .report import write_report
 from .session import SAVE_EVERY_S, ControllerProposer, ListProposer, Session, has_state, run_pump
-from .verify import read_stages, verification_plan
+from .verify import aliases_of, read_stages, verification_plan
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None] | None
@@ -213,8 +213,9 @@ class _Run:
         if not exp.verify.top_k or "verify" in state.get("done", []):
             return
         self.current = "verify"
-        plan = state.get("verify") or verification_plan(self.run_dir, exp.verify.top_k, exp.verify.reference)
-        _mark(self.run_dir, verify=plan)
+        plan = state.get("verify") or verification_plan(self.run_dir, exp.verify.top_k, exp.verify.reference,
+                                                        key=exp.proxy.network_key)
+        _mark(self.run_dir, verify=plan, aliases=aliases_of(self.run_dir, exp.proxy.network_key))
         v = verify_experiment(exp, state.get("verify_dir") or VERIFY_DIR)
         again = self.resume and has_state(v.run_dir)
         self.say(f"== verify: {len(plan)} genotypes x {len(exp.verify.seeds)} seeds, standalone proxy training"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..experiment.run_dir import BASELINE_DIR, STAGES, VERIFY_DIR
 from . import results
@@ -42,17 +42,39 @@ def verify_dir(run_dir: Path) -> Path:
     return Path(run_dir) / (read_stages(run_dir).get("verify_dir") or VERIFY_DIR)
 
 
-def top_genotypes(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best distinct genotypes by search reward (their best row each), best first."""
-    best: dict[str, dict] = {}
+def top_genotypes(rows: list[dict[str, Any]], k: int, key: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
+    """The ``k`` best distinct genotypes by search reward (their best row each), best first.
+
+    ``key`` (a genotype string -> its network, e.g. ``ProxyConfig.network_key``): genotypes of one key are
+    one candidate (the best row of any of them stands for it)."""
+    key = key or (lambda text: text)
+    best: dict[Any, dict] = {}
     for row in results.ok_rows(rows):
-        if row["genotype"] not in best or row["reward"] > best[row["genotype"]]["reward"]:
-            best[row["genotype"]] = row
+        net = key(row["genotype"])
+        if net not in best or row["reward"] > best[net]["reward"]:
+            best[net] = row
     return sorted(best.values(), key=lambda r: (-r["reward"], r["index"]))[:k]
 
 
-def verification_plan(run_dir: Path, top_k: int, reference: str | None) -> list[dict[str, Any]]:
-    """Genotypes to verify, in order, with their roles: ``search #i``, ``baseline #i``, ``reference``."""
+def alias_count(rows: list[dict[str, Any]], key: Callable[[str], Any]) -> int:
+    """Evaluated genotypes that built the same network as another evaluated one (distinct strings - networks)."""
+    texts = {r["genotype"] for r in results.ok_rows(rows)}
+    return len(texts) - len({key(t) for t in texts})
+
+
+def aliases_of(run_dir: Path, key: Callable[[str], Any]) -> dict[str, int]:
+    """``alias_count`` of the search and the baseline (``stages.json``'s ``aliases``; the report says them)."""
+    out = {"search": alias_count(results.read_trials(Path(run_dir)), key)}
+    if (Path(run_dir) / BASELINE_DIR).is_dir():
+        out["baseline"] = alias_count(results.read_trials(Path(run_dir) / BASELINE_DIR), key)
+    return out
+
+
+def verification_plan(run_dir: Path, top_k: int, reference: str | None,
+                      key: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
+    """Genotypes to verify, in order, with their roles: ``search #i``, ``baseline #i``, ``reference``.
+
+    With ``key`` two genotypes of one network are one candidate (see :func:`top_genotypes`)."""
     from search_spaces import resolve_genotype
 
     plan: dict[str, dict] = {}
@@ -64,7 +86,7 @@ def verification_plan(run_dir: Path, top_k: int, reference: str | None) -> list[
             entry["search_reward"][role.split(" ")[0]] = search_reward
 
     for arm, folder in (("search", Path(run_dir)), ("baseline", Path(run_dir) / BASELINE_DIR)):
-        for i, row in enumerate(top_genotypes(results.read_trials(folder), top_k), 1):
+        for i, row in enumerate(top_genotypes(results.read_trials(folder), top_k, key), 1):
             add(row["genotype"], f"{arm} #{i}", row["reward"])
     if reference is not None:
         text = resolve_genotype(reference).to_string()

@@ -43,6 +43,7 @@ from efficientnet.supernet import Supernet
 
 from ..config import ConfigError, to_dict
 from ..data import load_data
+from ..experiment.space import space_record
 from ..experiment.supernet import SupernetExperiment, arch_options
 from ..progress import EpochLog
 from ..proxy.ops import Batcher, device_split, lr_factor, make_optimizer
@@ -65,18 +66,27 @@ class TrainSummary:
 
 
 def _meta(exp: SupernetExperiment, net: Supernet, epoch: int, history: list, world_size: int) -> dict:
-    return {"space": exp.space, "arch": dict(net.options), "data": to_dict(exp.data), "proxy": to_dict(exp.proxy),
+    return {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data),
+            "proxy": to_dict(exp.proxy),
             "supernet": to_dict(exp.supernet), "epoch": epoch, "epochs": exp.supernet.epochs, "history": history,
             "world_size": world_size}
 
 
 def _check_resumable(meta: dict, exp: SupernetExperiment, net: Supernet, path) -> None:
     """A checkpoint continues only the run it came from (same space, size, data)."""
-    mine = {"space": exp.space, "arch": dict(net.options), "data": to_dict(exp.data)}
+    mine = {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data)}
+    theirs = dict(meta)
+    if isinstance(theirs.get("space"), str):  # a checkpoint that recorded a shipped name
+        theirs["space"] = space_record(theirs["space"])
     for key, value in mine.items():
-        if meta.get(key) != value:
-            raise ConfigError(f"--resume: checkpoint {str(path)!r} was trained with {key} {meta.get(key)!r}, the "
-                              f"config has {value!r}; use the same config or set output.name to start a new run")
+        if theirs.get(key) != value:
+            had, has = theirs.get(key), value
+            if key == "space":  # declarations are long: name them
+                had, has = (f"{v.get('name')!r} (declaration)" if isinstance(v, dict) else repr(v) for v in (had, has))
+            else:
+                had, has = repr(had), repr(has)
+            raise ConfigError(f"--resume: checkpoint {str(path)!r} was trained with {key} {had}, the "
+                              f"config has {has}; use the same config or set output.name to start a new run")
 
 
 def _seed(*parts: int) -> int:

@@ -211,6 +211,7 @@ def build_table(space: SearchSpace, target: TargetModel, settings: MeasureSettin
     measure_layers(table, layers)
     table.target["layers_from"] = "space" if samples is None else f"{samples} sampled genotypes (seed {seed})"
     table.target["seed"] = seed
+    table.target["space"] = space.to_declaration()  # validation resamples it: a user's space has no shipped name
     if cal:
         calibrate(table, cal)
     table.target["noise"] = {**table.noise(), "load": [min(load_before, _load()), max(load_before, _load())],

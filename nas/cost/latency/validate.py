@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_spaces import Genotype, get_space
+from search_spaces import Genotype, SearchSpace, get_space
 
 from ...stats import spearman
 from .build import measure_genotypes, measure_layers, sample_genotypes
@@ -90,6 +90,7 @@ def validate_table(table: LatencyTable, genotypes: list[Genotype], measure_missi
 
 def validation_genotypes(table: LatencyTable, count: int, seed: int) -> list[Genotype]:
     """``count`` random genotypes of the table's space, none of those the table was calibrated on."""
-    space = get_space(table.model.space)
+    declared = table.target.get("space")  # tables since issue 19 record the declaration; older ones a name
+    space = SearchSpace(declared) if isinstance(declared, dict) else get_space(table.model.space)
     calibrated = {Genotype.from_string(s) for s in table.calibration.get("genotypes", [])}
     return sample_genotypes(space, count, np.random.default_rng(seed), exclude=calibrated)

@@ -1,0 +1,60 @@
+"""The scale-aware network key (``ProxyConfig.network_key``) and verification's "distinct" (issue 19).
+
+Two genotypes that build the same proxy network are one candidate: the space's own aliases (``skip``
+where no residual exists) and, at the proxy's depth multiplier, layer counts that round to one depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nas.experiment.proxy import ProxyConfig
+from nas.search.verify import alias_count, top_genotypes
+from search_spaces import Genotype, get_space, network_key
+
+
+def _tiny_pair():
+    """Two tiny genotypes differing only in block 2's layers (1 vs 2)."""
+    space = get_space("tiny")
+    codes = [0] * len(space.decision_sizes)
+    i = space.decision_names.index("b2_layers")
+    a = space.decode(codes)
+    codes[i] = 1
+    return a, space.decode(codes)
+
+
+def test_layer_counts_that_round_to_one_depth_are_one_network_at_the_proxy_depth_only():
+    one, two = _tiny_pair()
+    assert [b.layers for b in one.blocks][1] == 1 and [b.layers for b in two.blocks][1] == 2
+    assert network_key(one) != network_key(two)  # different networks at depth 1.0
+    half, full = ProxyConfig(depth=0.5, width=0.25), ProxyConfig(depth=1.0, width=0.25)
+    assert half.network_key(one) == half.network_key(two)  # ceil(0.5 * 1) == ceil(0.5 * 2) == 1
+    assert full.network_key(one) != full.network_key(two)
+    assert half.network_key(one.to_string()) == half.network_key(one)  # trials.jsonl strings parse
+
+
+def test_noskip_where_no_residual_exists_is_an_alias_at_any_scale():
+    space = get_space("tiny")
+    g = space.decode([0] * len(space.decision_sizes))
+    blocks = list(g.blocks)
+    strided = 1  # block 2 has stride 2: no residual whatever its skip flag says
+    other = dataclasses.replace(g, blocks=tuple(dataclasses.replace(b, skip=not b.skip) if i == strided else b
+                                                for i, b in enumerate(blocks)))
+    assert other != g and ProxyConfig().network_key(other) == ProxyConfig().network_key(g)
+
+
+def _row(index: int, genotype: Genotype, reward: float) -> dict:
+    return {"index": index, "genotype": genotype.to_string(), "reward": reward, "status": "ok"}
+
+
+def test_verification_picks_distinct_networks_and_counts_aliases():
+    one, two = _tiny_pair()
+    space = get_space("tiny")
+    third = space.sample(__import__("numpy").random.default_rng(3))
+    rows = [_row(0, one, 0.9), _row(1, two, 0.8), _row(2, third, 0.5)]
+    key = ProxyConfig(depth=0.5).network_key
+    assert key(third) != key(one)
+    assert [r["genotype"] for r in top_genotypes(rows, 2)] == [one.to_string(), two.to_string()]  # strings
+    picked = top_genotypes(rows, 2, key)
+    assert [r["genotype"] for r in picked] == [one.to_string(), third.to_string()]  # #2 was #1's alias
+    assert alias_count(rows, key) == 1 and alias_count(rows, ProxyConfig(depth=1.0).network_key) == 0
