@@ -7,6 +7,8 @@
 #   OUT=gpu_out bash bench/gpu_checks.sh                 # the proxy checks (~6 minutes on an H200)
 #   OUT=gpu_out bash bench/gpu_checks.sh model_speed interop latency_cuda train_speed
 #   OUT=gpu_out bash bench/gpu_checks.sh fidelity        # the supernet (issue 14), ~5 minutes
+#   OUT=gpu_out bash bench/gpu_checks.sh macro_fidelity  # the supernet vs NAS-Bench-Macro (issue 21), <= 5 minutes
+#   MACRO_SMOKE=1 OUT=/tmp/g bash bench/gpu_checks.sh macro_fidelity   # the same step, tiny, on a CPU
 # Each step writes its log under $OUT as it goes, so a step that runs long costs only itself.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/.device_py${PYTHONPATH:+:$PYTHONPATH}"
@@ -41,6 +43,17 @@ fidelity() {  # Issue 14: supernet vs standalone ranking (Kendall tau, Spearman 
     --workers 4 --set proxy.channels_last=on --set output.dir="$OUT/runs" --json "$OUT/fidelity.json"
   step supernet_speed 60 $PY bench/supernet_speed.py --config experiments/supernet_gpu.yaml --data "$DATA"
 }
+macro_fidelity() {  # Issue 21: the NAS-Bench-Macro supernet at full width on cifar10_small, every one of the 3,969
+  # networks scored and ranked against the table's converged accuracy and MnasNet reward (tau, rho, p@5%, params/MACs
+  # peers, the table's seed-vs-seed ceiling).  MACRO_SMOKE=1: a tiny CPU setting (built-in data, 1 epoch, 40 networks)
+  # that checks the step runs where there is no GPU.
+  local size=(--data "$DATA" --set proxy.width=1.0 --set proxy.device=auto --set proxy.channels_last=on
+              --set supernet.epochs=30 --set supernet.batch_size=256 --set supernet.lr=0.2
+              --set supernet.calib_batches=2 --set supernet.calib_batch_size=256)
+  [ "${MACRO_SMOKE:-0}" = 1 ] && size=(--table-sample 40 --set supernet.epochs=1 --set supernet.shrink_phases=1)
+  step macro_fidelity 300 $PY bench/supernet_fidelity.py --truth nas-bench-macro --config experiments/supernet_macro.yaml \
+    "${size[@]}" --set output.dir="$OUT/runs" --set output.name=macro_fidelity --json "$OUT/macro_fidelity.json"
+}
 model_speed() {  # Issue 2: our B0 train/inference throughput against torchvision and timm, eager and compiled.
   step model_speed 120 $PY bench/model_speed.py --gpu-only --gpu-steps 15 --gpu-warmup 4
 }
@@ -57,5 +70,5 @@ latency_cuda() {  # Issue 7: the CUDA latency path (events, warm-up, median), fp
     $PY -m nas.cli profile --measure b0 --target cuda --batch 64 --dtype bf16"
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
 for s in "${@:-recipe throughput quality}"; do for t in $s; do "$t"; done; done

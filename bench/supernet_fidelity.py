@@ -15,6 +15,8 @@ checkpoint there is continued, or reused when complete) unless ``--checkpoint`` 
     OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --workers 2 --noise-ceiling --json truth.json
     # another supernet against the same standalone trainings (seconds: nothing is trained standalone again)
     OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --checkpoint runs/x/supernet.pt --truth truth.json
+    # against the converged NAS-Bench-Macro table: all 3,969 networks, the reward too (bench/_table_fidelity.py)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/supernet_fidelity.py --truth nas-bench-macro [--second-seed] [--proxy-sample 48]
     # GPU, cifar10_small (bench/gpu_checks.sh fidelity):
     .venv/bin/python bench/supernet_fidelity.py --config experiments/supernet_gpu.yaml --data data/cifar10_small.npz --workers 4
 """
@@ -55,7 +57,8 @@ def genotypes_of(space, n: int, seed: int) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "experiments" / "supernet_quick.yaml"))
+    parser.add_argument("--config", default=None,
+                        help="default experiments/supernet_quick.yaml (supernet_macro.yaml with a table --truth)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="e.g. supernet.epochs=10")
     parser.add_argument("--data", default=None, help="an npz dataset (default: the config's data)")
     parser.add_argument("--device", default=None, help="proxy.device override (auto, cpu, cuda)")
@@ -70,8 +73,16 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="score with this supernet instead of training one")
     parser.add_argument("--json", default=None, help="also write the rows and statistics to this file")
     parser.add_argument("--truth", default=None,
-                        help="reuse the standalone trainings of an earlier run's --json (same genotypes, proxy and "
-                             "data; checked) instead of training them again")
+                        help="a benchmark table (nas-bench-macro, or a table file): score every distinct network "
+                             "against its converged accuracy (default config experiments/supernet_macro.yaml); or "
+                             "an earlier run's --json: reuse its standalone trainings (same genotypes, proxy, data)")
+    parser.add_argument("--table-sample", type=int, default=0,
+                        help="with a table truth: score only this many seeded networks (0: all; a smoke setting)")
+    parser.add_argument("--second-seed", action="store_true",
+                        help="with a table truth: also train a supernet with seed+1; print tau between the two")
+    parser.add_argument("--proxy-sample", type=int, default=0,
+                        help="with a table truth: also train this many networks standalone (the proxy section) "
+                             "and rank them against the table (e.g. 48; slow)")
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.noise_ceiling:
@@ -82,7 +93,15 @@ def main() -> None:
     from nas.supernet import SupernetScorer, load_supernet_experiment, train_supernet
 
     overrides = npz_overrides(args.data) + ([f"proxy.device={args.device}"] if args.device else []) + args.overrides
+    table = args.truth is not None and is_table(args.truth)
+    if args.config is None:
+        args.config = str(ROOT / "experiments" / ("supernet_macro.yaml" if table else "supernet_quick.yaml"))
     exp = load_supernet_experiment(args.config, overrides)
+    if table:
+        import _table_fidelity
+
+        _table_fidelity.run(args, exp)
+        return
     genotypes = genotypes_of(exp.space, args.genotypes, args.seed)
     if args.worker_index is not None:
         torch.set_num_threads(1) if exp.proxy.device == "cpu" else None
@@ -126,6 +145,18 @@ def main() -> None:
                 rows[row["index"]] = row
     wall = time.perf_counter() - t0
     report(genotypes, scores, rows, score_s, wall, args, exp)
+
+
+def is_table(truth: str) -> bool:
+    """A shipped table's name, a table CSV or an effnas-table JSON (not an earlier run's ``--json``)."""
+    from nas.data.tables import SHIPPED
+
+    if truth in SHIPPED or truth.lower().endswith(".csv"):
+        return True
+    try:
+        return "format" in json.loads(Path(truth).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def reused_truth(path: str, genotypes, exp) -> dict:

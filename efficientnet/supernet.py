@@ -43,7 +43,8 @@ params/MACs are ``count_spec(spec)``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple, Sequence
+from functools import partial
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -52,6 +53,7 @@ from search_spaces import Genotype, SearchSpace
 
 from .blocks import Norms, layer_module
 from .dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, act, copy_bn, copy_conv
+from .layer import LayerSpec
 from .layout import walk
 from .model import EfficientNet, ModelSpec, build_model
 from .supernet_ops import SEPARABLE, OpWeights, Step, SuperLayer
@@ -174,8 +176,21 @@ class Supernet(nn.Module):
         x = self.stem(x)
         for weights, steps, residual in plan.layers:
             x = weights(x, steps, residual)
+        return self.forward_head(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared head (1x1 conv, BN, activation, pooling, classifier) on the last layer's output."""
         x = act(self.head_bn(self.head(x)), self._act)
         return self.classifier(self.dropout(self.pool(x).flatten(1)))
+
+    def path_layers(self, genotype: Genotype) -> tuple[tuple[tuple[OpWeights, LayerSpec],
+                                                            Callable[[torch.Tensor], torch.Tensor]], ...]:
+        """The layers ``forward`` runs between stem and head for ``genotype`` (identities left out), each as
+        ((its weights module, its LayerSpec), a function of the input).  Paths with equal leading keys run
+        equal leading layers: scorers of many paths share that prefix's work (``nas.supernet.prefix``)."""
+        plan = self._plan(genotype)
+        return tuple(((weights, spec), partial(weights, steps=steps, residual=residual))
+                     for (weights, steps, residual), (_, spec) in zip(plan.layers, plan.exports))
 
     # -- extraction -------------------------------------------------------------------------------
     def extract(self, genotype: Genotype) -> EfficientNet:

@@ -62,6 +62,14 @@ class SupernetConfig:
     #: shares one set per position, options being slices of it (OFA).  [expand, kernel]: each (op, expand,
     #: kernel) option its own weights.  See efficientnet.supernet.
     separate: tuple[Literal["expand", "kernel"], ...] = ()
+    #: Progressive shrinking (OFA, Cai et al. 2020, arXiv:1908.09791, section 3.2), generalised: the epochs are
+    #: cut into this many equal phases; in phase p (0-based) of P each decision of a sampled path keeps the
+    #: largest path's option with probability (P-1-p)/P, else draws uniformly -- the sampled choices widen from
+    #: the largest network to the whole space.  1: off (uniform sampling from the first step).
+    shrink_phases: int = 1
+    #: Train at this input size (null: ``proxy.resolution``); paths are always recalibrated and scored at
+    #: ``proxy.resolution``.  A smaller size buys more steps in the same time.
+    train_resolution: int | None = None
     #: Zero-init the classifier (see efficientnet.supernet.Supernet.zero_init).
     zero_init: bool = True
     #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
@@ -97,6 +105,11 @@ class SupernetConfig:
         need(len(set(self.separate)) == len(self.separate), "separate", "a list of distinct fields",
              "e.g. [expand, kernel]")
         object.__setattr__(self, "separate", tuple(self.separate))
+        need(self.shrink_phases >= 1, "shrink_phases", ">= 1 (1: no progressive shrinking)", "e.g. 3")
+        need(self.shrink_phases <= self.epochs, "shrink_phases", f"<= epochs ({self.epochs}): a phase is whole epochs",
+             f"e.g. {min(3, self.epochs)}")
+        need(self.train_resolution is None or self.train_resolution >= 8, "train_resolution", ">= 8 or null",
+             "e.g. 16")
         need(self.calib_batches >= 1, "calib_batches", ">= 1", "e.g. 4")
         need(self.calib_batch_size >= 2, "calib_batch_size", ">= 2 (BatchNorm needs a batch)", "e.g. 128")
         need(self.workers >= 1, "workers", ">= 1", "e.g. 2")

@@ -231,10 +231,13 @@ class _SupernetRun:
     def _setup(self, data, channels_last: bool) -> None:
         cfg, proxy, device = self.cfg, self.exp.proxy, self.device
         self.train = device_split(data, "train", device)
-        self.batcher = Batcher(data, device, proxy.resolution, proxy.crop_padding, proxy.flip, channels_last)
+        self.batcher = Batcher(data, device, cfg.train_resolution or proxy.resolution, proxy.crop_padding, proxy.flip,
+                               channels_last)
         self.scorer = PathScorer(self.net, data, proxy, cfg.calib_batches, cfg.calib_batch_size, cfg.seed, device)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
         self.big, self.small = self.net.largest(), self.net.smallest()
+        self.big_code = np.array(self.space.encode(self.big))
+        self.sizes = np.array(self.space.decision_sizes)
         n = len(self.train.y)
         self.batch = min(cfg.batch_size, n - n % self.world_size)
         self.steps = n // self.batch
@@ -243,6 +246,14 @@ class _SupernetRun:
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.bn_buffers = [b for bn in self.net.batchnorms() for b in (bn.running_mean, bn.running_var)]
         self.shard: list[torch.Tensor] = []
+
+    def _sample(self, rng: np.random.Generator, phase: float):
+        """A uniform path, or in progressive shrinking each decision kept at the largest path's with ``phase``."""
+        if phase <= 0.0:
+            return self.space.sample(rng)
+        uniform = rng.integers(0, self.sizes)
+        keep = rng.random(len(self.sizes)) < phase
+        return self.space.decode(np.where(keep, self.big_code, uniform))
 
     def epoch(self, epoch: int, on_step: Report | None = None) -> dict[str, Any]:
         """Train one epoch (seeded by ``(seed, epoch)``), average BN across workers, score the extremes."""
@@ -253,6 +264,7 @@ class _SupernetRun:
         augment = torch.Generator(device=self.device)
         augment.manual_seed(_seed(cfg.seed, epoch, self.rank + 1))
         paths_rng = np.random.default_rng([cfg.seed, epoch, 7])
+        phase = shrink_phase(epoch, cfg.epochs, cfg.shrink_phases)
         loss_sum = torch.zeros((), device=self.device)
         self.shard, factor, paths = [], 1.0, []
         for i in range(self.steps):
@@ -263,7 +275,7 @@ class _SupernetRun:
             idx = order[i * self.batch + self.rank * local:i * self.batch + (self.rank + 1) * local]
             self.shard.append(idx)
             x, y = self.batcher.train_batch(self.train, idx, augment), self.train.y[idx]
-            paths = ([self.big, self.small] if cfg.sandwich else []) + [self.space.sample(paths_rng)
+            paths = ([self.big, self.small] if cfg.sandwich else []) + [self._sample(paths_rng, phase)
                                                                       for _ in range(cfg.random_paths)]
             loss_sum += train_step(self.net, self.optimizer, x, y, paths, cfg.distill, self.exp.proxy.label_smoothing,
                                    self.autocast, self.params, self.world_size, cfg.grad_clip)
@@ -291,6 +303,13 @@ class _SupernetRun:
                 "path_images_per_s": self.steps * self.batch * paths / max(train_s, 1e-9),
                 "images_per_s": self.steps * self.batch / max(train_s, 1e-9),
                 "eta_s": (elapsed + epoch_s) / done * (self.cfg.epochs - epoch)}
+
+
+def shrink_phase(epoch: int, epochs: int, phases: int) -> float:
+    """Progressive shrinking's share of decisions kept at the largest path in ``epoch`` (1-based):
+    ``(P-1-p)/P`` in phase ``p`` of ``P`` equal phases of the epochs; 0.0 with one phase (uniform)."""
+    p = min(phases - 1, (epoch - 1) * phases // epochs)
+    return (phases - 1 - p) / phases
 
 
 def _write_worker_record(exp: SupernetExperiment, rank: int, world_size: int, shard: list[torch.Tensor],
