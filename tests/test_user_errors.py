@@ -274,6 +274,8 @@ CASES = [
      "evaluator.sample"),
     ("evaluator.table with kind proxy", lambda t: ["search", _exp(t, evaluator={"table": "nas-bench-macro"})],
      "evaluator.table: only used with evaluator.kind 'table'"),
+    ("verify.truth table without a table", lambda t: ["search", _exp(t), "--set", "verify.truth=table"],
+     "verify.truth: table, but space 'tiny' has no shipped benchmark table"),
     # weights that are not a state dict of the genotype
     ("--weights a text file", lambda t: _export(t, "--weights", _text_file(t, "w.pt")),
      "is not a torch.save'd state dict"),

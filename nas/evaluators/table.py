@@ -102,13 +102,22 @@ class TableEvaluator:
 def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
     """The table loads and fits the experiment's space (one line each); its counts against the target's."""
     source = table_source(exp)
+    table = load_fitting(source, exp.search_space, "evaluator.table")
+    spread = float(np.median([np.std(r.accuracies) for _, r in table.networks()]))
+    where = "seed (one recorded training a candidate)" if exp.evaluator.sample == "seed" else "mean over trainings"
+    return EvaluatorInfo(noise=spread if exp.evaluator.sample == "seed" else None,
+                         warnings=tuple(count_warnings(table, exp)),
+                         description=f"table {table.name} ({len(table)} networks, {where})")
+
+
+def load_fitting(source: str, space, field: str) -> BenchmarkTable:
+    """The table of ``source``, checked to be a table of ``space``; ConfigError naming ``field`` otherwise."""
     try:
         table = cached_table(source)
     except (ValueError, OSError) as err:
-        raise ConfigError(f"evaluator.table: {err}") from None
-    space = exp.search_space
+        raise ConfigError(f"{field}: {err}") from None
     if table.space is not None and table.space.name != space.name:
-        raise ConfigError(f"evaluator.table: {table.name!r} is a benchmark of space {table.space.name!r}, the "
+        raise ConfigError(f"{field}: {table.name!r} is a benchmark of space {table.space.name!r}, the "
                           f"experiment searches {space.name!r}; set space: {table.space.name}")
     for genotype, _ in table.networks():
         if not space.contains(genotype):
@@ -117,13 +126,9 @@ def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
                 reason = "not a genotype of the space"
             except (ValueError, TypeError) as err:
                 reason = str(err)
-            raise ConfigError(f"evaluator.table: {source}: {genotype.to_string()!r} is not in space "
-                              f"{space.name!r} ({reason}); use a table of this space or set space: to the table's")
-    spread = float(np.median([np.std(r.accuracies) for _, r in table.networks()]))
-    where = "seed (one recorded training a candidate)" if exp.evaluator.sample == "seed" else "mean over trainings"
-    return EvaluatorInfo(noise=spread if exp.evaluator.sample == "seed" else None,
-                         warnings=tuple(count_warnings(table, exp)),
-                         description=f"table {table.name} ({len(table)} networks, {where})")
+            raise ConfigError(f"{field}: {source}: {genotype.to_string()!r} is not in space {space.name!r} "
+                              f"({reason}); use a table of this space or set space: to the table's")
+    return table
 
 
 def count_warnings(table: BenchmarkTable, exp: Experiment) -> list[str]:
@@ -150,4 +155,4 @@ def count_warnings(table: BenchmarkTable, exp: Experiment) -> list[str]:
 KIND = EvaluatorKind("table", check=check, build=TableEvaluator.from_experiment, placement=lambda exp: "driver",
                      accuracy_label="benchmark table (converged training)")
 
-__all__ = ["KIND", "TableEvaluator", "cached_table", "check", "count_warnings", "seeded_index", "table_source"]
+__all__ = ["KIND", "TableEvaluator", "cached_table", "check", "count_warnings", "load_fitting", "seeded_index", "table_source"]

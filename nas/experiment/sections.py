@@ -187,12 +187,19 @@ class VerifyConfig:
     """YAML section ``verify``: the top-k genotypes retrained standalone with the proxy recipe, per seed.
 
     ``top_k: 0`` skips verification.  ``reference`` (a genotype name or string, null for none) is
-    retrained with the same seeds as the reference line of the summary.
+    retrained with the same seeds as the reference line of the summary.  ``truth``: ``training`` (the
+    top-k retrained), ``table`` (every candidate of both arms looked up in a converged benchmark
+    table: ``table``, else the evaluator's table, else the space's shipped one; free, no training) or
+    ``auto`` (``nas.search.truth.truth_table``: the table where the evaluator is a table or the space
+    ships one, else training).
     """
 
     top_k: int = 3
     seeds: tuple[int, ...] = (0, 1)
     reference: str | None = "b0"
+    truth: Literal["auto", "table", "training"] = "auto"
+    #: truth table: a shipped benchmark name or a .json/.csv path (null: the evaluator's or the space's).
+    table: str | None = None
 
     def __post_init__(self) -> None:
         need(self.top_k >= 0, "verify.top_k", self.top_k, "an integer >= 0 (0 skips verification)", "e.g. 3")
