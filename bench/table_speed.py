@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             rate = len(rows) / wall
             peer = bare_lookups([r["genotype"] for r in rows])
             print(f"{name:10s} {len(rows)} candidates through the session in {wall:.2f} s: {rate:,.0f} candidates/s "
-                  f"end to end ({len(rows) / cpu:,.0f} per CPU-second of the process); bare table lookup {peer:,.0f}/s; ratio session/bare {rate / peer:.3f}"
+                  f"end to end ({len(rows) / cpu:,.0f} per CPU-second of the process); bare table lookup "
+                  f"{peer:,.0f}/s; ratio session/bare {rate / peer:.3f}"
                   f"  [per CPU-second {'>=' if len(rows) / cpu >= 1000 else 'BELOW'} 1,000]")
 
 

@@ -155,4 +155,5 @@ def count_warnings(table: BenchmarkTable, exp: Experiment) -> list[str]:
 KIND = EvaluatorKind("table", check=check, build=TableEvaluator.from_experiment, placement=lambda exp: "driver",
                      accuracy_label="benchmark table (converged training)")
 
-__all__ = ["KIND", "TableEvaluator", "cached_table", "check", "count_warnings", "load_fitting", "seeded_index", "table_source"]
+__all__ = ["KIND", "TableEvaluator", "cached_table", "check", "count_warnings", "load_fitting", "seeded_index",
+           "table_source"]
