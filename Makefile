@@ -21,15 +21,18 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# `make search`: train a small supernet of the MnasNet space (experiments/supernet_search.yaml), then run
-# evolution and the equal-budget random baseline on it and verify the top 3 of each by standalone training
-# (experiments/quickstart.yaml).  Each `make search` starts a new pair of run dirs, runs/quickstart-<time>
-# (search, baseline/, verify/, report.md) and runs/quickstart-<time>-supernet; continue an interrupted one with
+# `make search`: train a small supernet of the nas-bench-macro space on the built-in CIFAR-10 images
+# (experiments/supernet_macro.yaml), then run evolution and the equal-budget random baseline on it, every candidate
+# of both verified against the converged NAS-Bench-Macro table (experiments/quickstart.yaml): report.md says whether
+# the search beat random on that truth (rank, percentile, regret of both) and how well the supernet ranked.
+# Each `make search` starts a new pair of run dirs, runs/quickstart-<time> (search, baseline/, report.md) and
+# runs/quickstart-<time>-supernet; continue an interrupted one with
 # `nas supernet train runs/quickstart-<time>-supernet --resume` / `nas search runs/quickstart-<time> --resume`.
+# The MnasNet-space supernet search is experiments/supernet_search_mnasnet.yaml + quickstart_mnasnet.yaml.
 SEARCH_STAMP := quickstart-$(shell date +%Y%m%d-%H%M%S)
 SEARCH_NAME ?= $(SEARCH_STAMP)
 search: install
-	OMP_NUM_THREADS=1 $(VENV)/bin/nas supernet train experiments/supernet_search.yaml \
+	OMP_NUM_THREADS=1 $(VENV)/bin/nas supernet train experiments/supernet_macro.yaml \
 		--set output.name=$(SEARCH_NAME)-supernet
 	OMP_NUM_THREADS=1 $(VENV)/bin/nas search experiments/quickstart.yaml --set output.name=$(SEARCH_NAME) \
 		--set evaluator.checkpoint=runs/$(SEARCH_NAME)-supernet/supernet.pt

@@ -51,7 +51,7 @@ macro_fidelity() {  # Issue 21: the NAS-Bench-Macro supernet at full width on ci
               --set supernet.epochs=30 --set supernet.batch_size=256 --set supernet.lr=0.2
               --set supernet.calib_batches=2 --set supernet.calib_batch_size=256)
   [ "${MACRO_SMOKE:-0}" = 1 ] && size=(--table-sample 40 --set supernet.epochs=1 --set supernet.shrink_phases=1)
-  step macro_fidelity 300 $PY bench/supernet_fidelity.py --truth nas-bench-macro --config experiments/supernet_macro.yaml \
+  step macro_fidelity 300 $PY bench/supernet_fidelity.py --truth nas-bench-macro --config experiments/supernet_macro_16px.yaml \
     "${size[@]}" --set output.dir="$OUT/runs" --set output.name=macro_fidelity --json "$OUT/macro_fidelity.json"
 }
 model_speed() {  # Issue 2: our B0 train/inference throughput against torchvision and timm, eager and compiled.

@@ -76,7 +76,7 @@ def train_checkpoint(folder: str) -> str:
     from nas.supernet import load_supernet_experiment, train_supernet
 
     torch.set_num_threads(1)
-    exp = load_supernet_experiment(ROOT / "experiments" / "supernet_search.yaml", [
+    exp = load_supernet_experiment(ROOT / "experiments" / "supernet_search_mnasnet.yaml", [
         "supernet.epochs=1", "data.train_limit=256", f"output.dir={folder}", "output.name=bench"])
     train_supernet(exp)
     return str(exp.checkpoint_path)

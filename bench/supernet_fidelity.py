@@ -58,7 +58,7 @@ def genotypes_of(space, n: int, seed: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None,
-                        help="default experiments/supernet_quick.yaml (supernet_macro.yaml with a table --truth)")
+                        help="default experiments/supernet_quick.yaml (supernet_macro_16px.yaml with a table --truth)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="e.g. supernet.epochs=10")
     parser.add_argument("--data", default=None, help="an npz dataset (default: the config's data)")
     parser.add_argument("--device", default=None, help="proxy.device override (auto, cpu, cuda)")
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows and statistics to this file")
     parser.add_argument("--truth", default=None,
                         help="a benchmark table (nas-bench-macro, or a table file): score every distinct network "
-                             "against its converged accuracy (default config experiments/supernet_macro.yaml); or "
+                             "against its converged accuracy (default config experiments/supernet_macro_16px.yaml); or "
                              "an earlier run's --json: reuse its standalone trainings (same genotypes, proxy, data)")
     parser.add_argument("--table-sample", type=int, default=0,
                         help="with a table truth: score only this many seeded networks (0: all; a smoke setting)")
@@ -95,7 +95,7 @@ def main() -> None:
     overrides = npz_overrides(args.data) + ([f"proxy.device={args.device}"] if args.device else []) + args.overrides
     table = args.truth is not None and is_table(args.truth)
     if args.config is None:
-        args.config = str(ROOT / "experiments" / ("supernet_macro.yaml" if table else "supernet_quick.yaml"))
+        args.config = str(ROOT / "experiments" / ("supernet_macro_16px.yaml" if table else "supernet_quick.yaml"))
     exp = load_supernet_experiment(args.config, overrides)
     if table:
         import _table_fidelity

@@ -158,6 +158,16 @@ def _train_yaml(tmp: Path) -> str:
     return str(path)
 
 
+def _table_exp(tmp: Path, table: str, **sections) -> str:
+    return _exp(tmp, evaluator={"kind": "table", "table": table}, **sections)
+
+
+def _user_table(tmp: Path, genotype: str = "b0") -> str:
+    path = tmp / "table.json"
+    path.write_text(json.dumps({"format": "effnas-table/1", "networks": {genotype: {"accuracy": [0.9, 0.91]}}}))
+    return str(path)
+
+
 def _export(t: Path, *extra: str) -> list[str]:
     return ["export", "b0", "--resolution", "32", "--onnx", str(t / "m.onnx"), *extra]
 
@@ -249,6 +259,23 @@ CASES = [
      "evaluator.checkpoint: required with evaluator.kind 'supernet'"),
     ("supernet eval of tensors of other sizes", lambda t: ["supernet", "eval", _checkpoint(t, bad_tensor=True), "b0"],
      "has shape [3, 3, 3, 3]"),
+    # a benchmark table (evaluator: table), checked before the search
+    ("evaluator.table unknown name", lambda t: ["search", _table_exp(t, "nas-bench-999")],
+     "evaluator.table: table 'nas-bench-999' does not exist; give a .json or .csv file or one of: nas-bench-macro"),
+    ("evaluator.table missing", lambda t: ["search", _exp(t, evaluator={"kind": "table"})],
+     "evaluator.table: required with evaluator.kind 'table'"),
+    ("evaluator.table not JSON", lambda t: ["search", _table_exp(t, _text_file(t, "t.json"))],
+     "not valid JSON"),
+    ("evaluator.table of another space", lambda t: ["search", _table_exp(t, "nas-bench-macro")],
+     "is a benchmark of space 'nas-bench-macro', the experiment searches 'tiny'"),
+    ("evaluator.table keys not of the space", lambda t: ["search", _table_exp(t, _user_table(t))],
+     "is not in space 'tiny'"),
+    ("evaluator.sample bad", lambda t: ["search", _table_exp(t, "nas-bench-macro"), "--set", "evaluator.sample=median"],
+     "evaluator.sample"),
+    ("evaluator.table with kind proxy", lambda t: ["search", _exp(t, evaluator={"table": "nas-bench-macro"})],
+     "evaluator.table: only used with evaluator.kind 'table'"),
+    ("verify.truth table without a table", lambda t: ["search", _exp(t), "--set", "verify.truth=table"],
+     "verify.truth: table, but space 'tiny' has no shipped benchmark table"),
     # weights that are not a state dict of the genotype
     ("--weights a text file", lambda t: _export(t, "--weights", _text_file(t, "w.pt")),
      "is not a torch.save'd state dict"),

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 Status = Literal["ok", "failed", "stopped"]
 #: The ``status`` of a per-epoch report: the trial has not finished yet.
 RUNNING = "running"
+#: Genotype strings whose counts :class:`Scoring` keeps (a search revisits genotypes; cleared when full).
+COUNTS_CACHE = 65536
 STOPPED_REASON = "stopped early by the scheduler"
 
 
@@ -146,17 +148,22 @@ class Scoring:
         self.objective = objective
         self.target = target
         self.cost_model = cost_model(objective, target)
-        self._counts = lru_cache(maxsize=65536)(self._count)
+        self._cache: dict[str, tuple[int, int, float]] = {}
 
-    def _count(self, text: str) -> tuple[int, int, float]:
-        genotype = Genotype.from_string(text)
-        params, macs = self.target.counts(genotype)
-        return params, macs, float(self.cost_model.cost(genotype))
+    def counts(self, text: str, genotype: Genotype | None = None) -> dict[str, Any]:
+        """``params``, ``macs`` (target model) and ``cost`` of a genotype string; raises for a bad candidate.
 
-    def counts(self, text: str) -> dict[str, Any]:
-        """``params``, ``macs`` (target model) and ``cost`` of a genotype string; raises for a bad candidate."""
-        params, macs, cost = self._counts(text)
-        return {"params": params, "macs": macs, "cost": cost}
+        ``genotype``: the parsed ``text`` where the caller has it (saves parsing it again on a miss).
+        """
+        hit = self._cache.get(text)
+        if hit is None:
+            genotype = genotype if genotype is not None else Genotype.from_string(text)
+            params, macs = self.target.counts(genotype)
+            hit = (params, macs, float(self.cost_model.cost(genotype)))
+            if len(self._cache) >= COUNTS_CACHE:
+                self._cache.clear()
+            self._cache[text] = hit
+        return {"params": hit[0], "macs": hit[1], "cost": hit[2]}
 
     @staticmethod
     def failed(text: str, reason: str, start: float, **extra: Any) -> TrialResult:

@@ -141,11 +141,12 @@ class EvaluatorConfig:
 
     ``proxy`` trains each candidate (one Ray Tune trial each); ``supernet`` scores it with the
     trained supernet of ``checkpoint`` in ``workers`` long-lived workers (0: in the driver process,
-    no Ray actors), ``batch`` candidates a call.
+    no Ray actors), ``batch`` candidates a call; ``table`` looks it up in the benchmark ``table``
+    (in the driver process), one recorded training (``sample: seed``) or their mean.
     """
 
     #: The evaluators of ``nas.evaluators`` (a new one adds its name here).
-    kind: Literal["proxy", "supernet"] = "proxy"
+    kind: Literal["proxy", "supernet", "table"] = "proxy"
     #: supernet: the checkpoint ``nas supernet train`` wrote (``<run dir>/supernet.pt``).
     checkpoint: str | None = None
     #: Long-lived scoring workers (each holds the supernet and the data); 0: score in the driver process.
@@ -157,6 +158,10 @@ class EvaluatorConfig:
     #: supernet: BN recalibration batches (null: the checkpoint's ``supernet.calib_batches``).
     calib_batches: int | None = None
     device: str = "auto"
+    #: table: a shipped benchmark (nas-bench-macro) or the path of a .json/.csv table (nas.data.tables).
+    table: str | None = None
+    #: table: ``seed`` -- one recorded training per candidate (drawn by the search's seed); ``mean`` -- their mean.
+    sample: Literal["seed", "mean"] = "seed"
 
     def __post_init__(self) -> None:
         need(self.workers >= 0, "evaluator.workers", self.workers, "an integer >= 0 (0: in the driver process)",
@@ -172,6 +177,9 @@ class EvaluatorConfig:
         if self.kind != "supernet" and self.checkpoint:
             raise ConfigError(f"evaluator.checkpoint: only used with evaluator.kind 'supernet' (got kind "
                               f"{self.kind!r}); set evaluator.kind=supernet or drop the checkpoint")
+        if self.kind != "table" and self.table:
+            raise ConfigError(f"evaluator.table: only used with evaluator.kind 'table' (got kind {self.kind!r}); "
+                              "set evaluator.kind=table or drop the table")
 
 
 @dataclass(frozen=True)
@@ -179,12 +187,19 @@ class VerifyConfig:
     """YAML section ``verify``: the top-k genotypes retrained standalone with the proxy recipe, per seed.
 
     ``top_k: 0`` skips verification.  ``reference`` (a genotype name or string, null for none) is
-    retrained with the same seeds as the reference line of the summary.
+    retrained with the same seeds as the reference line of the summary.  ``truth``: ``training`` (the
+    top-k retrained), ``table`` (every candidate of both arms looked up in a converged benchmark
+    table: ``table``, else the evaluator's table, else the space's shipped one; free, no training) or
+    ``auto`` (``nas.search.truth.truth_table``: the table where the evaluator is a table or the space
+    ships one, else training).
     """
 
     top_k: int = 3
     seeds: tuple[int, ...] = (0, 1)
     reference: str | None = "b0"
+    truth: Literal["auto", "table", "training"] = "auto"
+    #: truth table: a shipped benchmark name or a .json/.csv path (null: the evaluator's or the space's).
+    table: str | None = None
 
     def __post_init__(self) -> None:
         need(self.top_k >= 0, "verify.top_k", self.top_k, "an integer >= 0 (0 skips verification)", "e.g. 3")

@@ -7,7 +7,9 @@ Plots (PNG, matplotlib Agg):
   shows -- left, every candidate of the search and of the baseline at the accuracy the evaluator gave
   it during the search (e.g. a supernet's inherited weights), with their fronts; right, the verified
   genotypes and the reference (b0) at their mean accuracy trained from scratch;
-* ``verified_vs_search.png``: verified reward (mean, min-max over seeds) against search reward.
+* ``verified_vs_search.png``: verified reward (mean, min-max over seeds) against search reward;
+* ``truth_so_far.png`` (a run verified against a converged table, ``nas.search.truth``): best-so-far TRUE
+  reward against candidates, both arms.
 
 Warnings: what made a stage's scores meaningless (``nas.search.session.meaningless``: every score at chance
 level, or a spread below the evaluator's own noise), as the session wrote them into its state, and the
@@ -39,19 +41,32 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     search = stage_summary(run_dir)
     baseline = stage_summary(run_dir / BASELINE_DIR) if (run_dir / BASELINE_DIR).is_dir() else None
     return {"run_dir": run_dir, "stages": stages, "search": search, "baseline": baseline, "table": table,
-            "compare": compare(table), "evaluator": _evaluator_kind(run_dir),
+            "compare": compare(table), "evaluator": _evaluator_kind(run_dir), "truth": _truth(run_dir, stages),
             "warnings": stage_warnings("search", run_dir, search) + (stage_warnings(
                 "baseline", run_dir / BASELINE_DIR, baseline) if baseline else [])}
 
 
-def _evaluator_kind(run_dir: Path) -> str:
+def _config(run_dir: Path) -> dict:
     import yaml
 
     try:
-        config = yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
+        return yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
-        return "proxy"
-    return str((config.get("evaluator") or {}).get("kind", "proxy"))
+        return {}
+
+
+def _evaluator_kind(run_dir: Path) -> str:
+    return str((_config(run_dir).get("evaluator") or {}).get("kind", "proxy"))
+
+
+def _truth(run_dir: Path, stages: dict) -> dict | None:
+    """Verification against the converged table (``nas.search.truth``) when the run has one."""
+    if not stages.get("truth"):
+        return None
+    from .truth import truth_summary
+
+    baseline = Path(run_dir) / BASELINE_DIR
+    return truth_summary(Path(run_dir), _config(run_dir), stages["truth"], baseline if baseline.is_dir() else None)
 
 
 def stage_warnings(name: str, folder: Path, stage: dict) -> list[str]:
@@ -109,7 +124,11 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     if aliases:
         lines.append("aliases (genotypes that built the same proxy network as another, verified as one candidate): "
                      + ", ".join(f"{arm} {n}" for arm, n in aliases.items()))
-    if s["table"]:
+    if s.get("truth"):
+        from .truth import truth_lines
+
+        lines += truth_lines(s["truth"])
+    elif s["table"]:
         lines += comparison_lines(s["compare"])
     else:
         lines.append("verification: not run yet (no verified genotypes); no verified gain is claimed")
@@ -131,16 +150,51 @@ def write_report(run_dir: Path, header: str = "") -> dict[str, Any]:
         if s["warnings"] else []
     text = ["# Search report", "", header, "", *warnings, "## Summary", "",
             *[f"- {line}" for line in summary_lines(s) if not line.startswith("WARNING ")], "",
-            "## Verification (standalone proxy training, per seed)", "",
-            _md_table(table_rows(s["table"]), COLUMNS) if s["table"] else "Not run.", "",
-            "Search reward: the evaluator's score during the search (supernet: inherited weights + BN "
-            "recalibration; proxy: one short training).  Verified reward: the same genotype retrained from "
-            "scratch with the proxy recipe, one run per seed.", "",
+            *_truth_section(run_dir, s),
+            *([] if s.get("truth") else [
+                "## Verification (standalone proxy training, per seed)", "",
+                _md_table(table_rows(s["table"]), COLUMNS) if s["table"] else "Not run.", "",
+                "Search reward: the evaluator's score during the search (supernet: inherited weights + BN "
+                "recalibration; proxy: one short training).  Verified reward: the same genotype retrained from "
+                "scratch with the proxy recipe, one run per seed.", ""]),
             "## Plots", "", *[f"![{p}]({p})" for p in PLOTS], ""]
     if best:
         text += ["## Best genotype of the search (by search reward)", "", f"`{best['genotype']}`", ""]
     atomic_write(run_dir / REPORT, "\n".join(text))
     return s
+
+
+def _truth_section(run_dir: Path, s: dict[str, Any]) -> list[str]:
+    """The converged-truth section and its plot (``nas.search.truth``), when the run has a table."""
+    t = s.get("truth")
+    if not t:
+        return []
+    from .truth import PLOT, plot_truth
+
+    plot_truth(run_dir / PLOT, t)
+    rows = []
+    for arm in ("search", "baseline"):
+        for which in ("returned", "found"):
+            n = (t.get(arm) or {}).get(which)
+            if n:
+                rows.append({"arm": arm, "network": "returned (best search reward)" if which == "returned" else
+                             "best visited in truth", "true reward": f"{n['true_reward']:.4f}",
+                             "true accuracy": f"{n['true_accuracy']:.4f}", "rank": f"{n['rank']} of {t['networks']}",
+                             "percentile": f"{n['percentile']:.1f}", "regret": f"{n['regret']:.4f}",
+                             "MACs": f"{n['macs'] / 1e6:.1f}M"})
+    columns = ["arm", "network", "true reward", "true accuracy", "rank", "percentile", "regret", "MACs"]
+    fid = t.get("fidelity")
+    fid_rows = [{"predictor": name, "tau (accuracy)": f"{v['accuracy'][0]:+.3f}",
+                 "rho (accuracy)": f"{v['accuracy'][1]:+.3f}", "tau (reward)": f"{v['reward'][0]:+.3f}",
+                 "rho (reward)": f"{v['reward'][1]:+.3f}"} for name, v in (fid or {}).get("rows", {}).items()]
+    return [f"## Verification against the converged truth ({t['table']}, every candidate)", "",
+            _md_table(rows, columns) if rows else "No candidate in the table.", "",
+            "Rank and percentile: among all distinct networks of the table by true reward (the experiment's "
+            "reward of the table's mean accuracy); regret: the table's best true reward minus this one.", "",
+            f"Evaluator fidelity on the {fid['n']} distinct candidates it scored (against the table's mean):" if fid
+            else "Evaluator fidelity: too few candidates.", "",
+            _md_table(fid_rows, ["predictor", "tau (accuracy)", "rho (accuracy)", "tau (reward)", "rho (reward)"])
+            if fid_rows else "", f"![{PLOT}]({PLOT})", ""]
 
 
 def _finish(plt, fig, ax, path: Path | None, xlabel: str, ylabel: str, legend_size: int | None = None) -> None:

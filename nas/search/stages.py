@@ -7,9 +7,10 @@ only when a stage needs it: workers or Tune trials):
    evaluator runs (``EvaluatorKind.placement``: the driver, long-lived workers, or one Tune trial each);
 2. ``baseline`` (``baseline/``, when ``baseline: random``): the random controller, the same evaluator,
    the same seed, the same ``budget.samples`` exactly;
-3. ``verify`` (``verify/``, when ``verify.top_k > 0``): the top-k distinct genotypes of both by search
-   reward and the reference (b0), retrained standalone with the proxy recipe, once per seed, as Tune
-   trials in parallel;
+3. ``verify``: against a converged benchmark table where ``verify.truth`` picks one
+   (``nas.search.truth``: every candidate of both arms, looked up at report time, no training); else (when
+   ``verify.top_k > 0``, in ``verify/``) the top-k distinct genotypes of both by search reward and the
+   reference (b0), retrained standalone with the proxy recipe, once per seed, as Tune trials in parallel;
 4. ``report``: ``report.md`` + plots (``nas.search.report``).
 
 ``stages.json`` (atomic) lists the finished stages and the verification plan.  ``--resume`` (after
@@ -41,6 +42,7 @@ from . import results
 from .batches import InProcessPool, pump_batches
 from .report import write_report
 from .session import SAVE_EVERY_S, ControllerProposer, ListProposer, Session, has_state, run_pump
+from .truth import check_truth, truth_table
 from .verify import aliases_of, read_stages, verification_plan
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def verify_experiment(exp: Experiment, folder: str = VERIFY_DIR) -> Experiment:
 def needs_ray(exp: Experiment, kind: EvaluatorKind | None = None) -> bool:
     """Whether any stage runs in Ray: the evaluator's workers or trials, or verification's trials."""
     kind = kind or get_kind(exp.evaluator.kind)
-    return kind.placement(exp) != "driver" or exp.verify.top_k > 0
+    return kind.placement(exp) != "driver" or (exp.verify.top_k > 0 and truth_table(exp) is None)
 
 
 def check_before_slow_work(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
@@ -85,14 +87,14 @@ def check_before_slow_work(exp: Experiment, address: str | None = None) -> Evalu
 
     The cluster address first (bounded), then the evaluator's own checks (checkpoint, shapes, device,
     data -- reading the data logs what it read, so it comes last), then verification's (its device and
-    data: it retrains candidates with the proxy recipe).
+    data: it retrains candidates with the proxy recipe) or its truth table's.
     """
     from ..experiment.search import check_cluster
 
     if needs_ray(exp):
         check_cluster(exp, address)
     info = get_kind(exp.evaluator.kind).check(exp, address)
-    if exp.verify.top_k and exp.evaluator.kind != "proxy":
+    if check_truth(exp) is None and exp.verify.top_k and exp.evaluator.kind != "proxy":
         get_kind("proxy").check(verify_experiment(exp), address)
     return info
 
@@ -210,6 +212,11 @@ class _Run:
 
     def verification(self, ray: _RayWhenNeeded) -> None:
         exp, state = self.exp, read_stages(self.run_dir)
+        if state.get("truth"):
+            self.say(f"== verify: every candidate of both arms against the converged table {state['truth']} (no "
+                     "training)")
+            _mark(self.run_dir, done=sorted(set(state.get("done", [])) | {"verify"}))
+            return
         if not exp.verify.top_k or "verify" in state.get("done", []):
             return
         self.current = "verify"
@@ -250,6 +257,7 @@ def run_pipeline(exp: Experiment, resume: bool = False, address: str | None = No
     exp.run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         _mark(exp.run_dir, done=[], verify=None)
+    _mark(exp.run_dir, truth=truth_table(exp))
     write_config(exp)
     try:
         with _RayWhenNeeded(exp, address) as ray:

@@ -1,0 +1,263 @@
+"""Verification against a converged benchmark table: every candidate of both arms, for free (no training).
+
+When the space has a tabular benchmark (``nas.data.tables``: NAS-Bench-Macro for ``nas-bench-macro``,
+or a user's table), the truth of a network is the table's mean accuracy over its recorded trainings,
+and its TRUE reward is the experiment's reward (``ACC * (cost / T) ** w``, the target model's cost) of
+that mean.  ``verify.truth`` picks the truth (:func:`truth_table` is the one rule for ``auto``).
+
+:func:`truth_summary` reads a run dir (rows of the search and the baseline) and gives, for each arm:
+
+* the network it returns (its best by search reward) with its true reward and accuracy, its rank and
+  percentile among ALL distinct networks of the table (by true reward; by accuracy too), and the
+  regret to the table's best true reward;
+* the best network it visited in truth (what a perfect evaluator would have returned from the same
+  candidates) and the best-so-far curves (plot ``truth_so_far.png``);
+
+the verdict (did the search's returned network beat the baseline's on the truth -- said plainly either
+way), and the evaluator's fidelity on the distinct candidates it scored: Kendall tau and Spearman rho
+of its score against the truth, next to params alone and MACs alone (``nas.stats``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import Genotype
+
+from ..config import ConfigError, from_dict
+from ..cost.objective import ObjectiveConfig, reward
+from ..cost.target import TargetModel
+from ..data.tables import SHIPPED, BenchmarkTable
+from ..evaluators.outcome import Scoring
+from ..evaluators.table import cached_table, load_fitting
+from ..experiment.search import Experiment
+from ..stats import kendall, spearman
+from . import results
+
+PLOT = "truth_so_far.png"
+#: Fidelity is measured on at most this many distinct candidates (a fixed subsample above; tau is O(n^2)).
+FIDELITY_MAX = 2000
+
+
+def shipped_table_of(space_name: str) -> str | None:
+    """The shipped benchmark of a space (``nas-bench-macro`` for the ``nas-bench-macro`` space), or None."""
+    return next((name for name, (space, _) in SHIPPED.items() if space == space_name), None)
+
+
+def truth_table(exp: Experiment) -> str | None:
+    """The table verification looks up (None: verification trains) -- the one rule of ``verify.truth``.
+
+    The table: ``verify.table``, else the evaluator's (``evaluator.kind: table``), else the space's shipped
+    one.  ``auto`` uses it where there is one (the evaluator is a table, or the space ships a benchmark);
+    ``table`` requires one; ``training`` never uses one.
+    """
+    v = exp.verify
+    if v.truth == "training":
+        return None
+    table = v.table or (exp.evaluator.table if exp.evaluator.kind == "table" else None) or \
+        shipped_table_of(exp.search_space.name)
+    if table is None and v.truth == "table":
+        raise ConfigError(f"verify.truth: table, but space {exp.search_space.name!r} has no shipped benchmark "
+                          "table; set verify.table to a .json/.csv table of this space, or verify.truth: training")
+    return table
+
+
+def check_truth(exp: Experiment) -> str | None:
+    """Before any slow work: the truth table loads and fits the space (one line); its source."""
+    table = truth_table(exp)
+    if table is not None:
+        load_fitting(table, exp.search_space, "verify.table" if exp.verify.table else "verify.truth")
+    return table
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A table and the true reward of every distinct network under one objective and target."""
+
+    table: BenchmarkTable
+    objective: ObjectiveConfig
+    target: TargetModel
+    rewards: np.ndarray   # true reward of every distinct network, in the table's order
+    accuracies: np.ndarray
+
+    def true_reward(self, accuracy: float, cost: float) -> float:
+        return reward(accuracy, cost, self.objective)
+
+    def rank(self, value: float, of: np.ndarray) -> tuple[int, float]:
+        return 1 + int(np.count_nonzero(of > value)), 100.0 * float(np.count_nonzero(of <= value)) / len(of)
+
+
+@lru_cache(maxsize=4)
+def load_truth(source: str, objective: ObjectiveConfig, target: TargetModel) -> Truth:
+    """The table of ``source`` with every network's true reward (its cost on ``target``: ~0.2 ms a network)."""
+    table = cached_table(source)
+    scoring = Scoring(objective, target)
+    accs, rewards = [], []
+    for genotype, record in table.networks():
+        cost = scoring.counts(genotype.to_string(), genotype)["cost"]
+        accs.append(record.mean)
+        rewards.append(reward(record.mean, cost, objective))
+    return Truth(table, objective, target, np.array(rewards), np.array(accs))
+
+
+def truth_of_run(config: dict, source: str) -> Truth:
+    """The truth of a run dir's resolved config (its objective and target sections)."""
+    objective = from_dict(ObjectiveConfig, config.get("objective") or {}, "objective")
+    target = from_dict(TargetModel, config.get("target") or {}, "target")
+    return load_truth(source, objective, target)
+
+
+def _true_rows(rows: list[dict], truth: Truth) -> tuple[list[dict], int]:
+    """The ok rows of an arm in order, each with ``true_accuracy`` and ``true_reward``; and how many missed."""
+    out, missing = [], 0
+    for row in sorted(results.ok_rows(rows), key=lambda r: r["index"]):
+        record = truth.table.lookup(Genotype.from_string(row["genotype"]))
+        if record is None:
+            missing += 1
+            continue
+        out.append({**row, "true_accuracy": record.mean,
+                    "true_reward": truth.true_reward(record.mean, float(row["cost"]))})
+    return out, missing
+
+
+def _network(row: dict, truth: Truth) -> dict[str, Any]:
+    rank, pct = truth.rank(row["true_reward"], truth.rewards)
+    acc_rank, acc_pct = truth.rank(row["true_accuracy"], truth.accuracies)
+    return {"genotype": row["genotype"], "index": row["index"], "search_reward": row["reward"],
+            "true_reward": row["true_reward"], "true_accuracy": row["true_accuracy"], "rank": rank,
+            "percentile": pct, "accuracy_rank": acc_rank, "accuracy_percentile": acc_pct,
+            "regret": float(truth.rewards.max()) - row["true_reward"], "macs": row["macs"]}
+
+
+def arm_truth(rows: list[dict], truth: Truth) -> dict[str, Any] | None:
+    """An arm's returned network (best by search reward), its best network in truth, and the curves."""
+    true_rows, missing = _true_rows(rows, truth)
+    if not true_rows:
+        return None
+    returned = max(true_rows, key=lambda r: (r["reward"], -r["index"]))
+    found = max(true_rows, key=lambda r: (r["true_reward"], -r["index"]))
+    curve_found, curve_returned, best, incumbent = [], [], -np.inf, None
+    for r in true_rows:
+        best = max(best, r["true_reward"])
+        if incumbent is None or r["reward"] > incumbent["reward"]:
+            incumbent = r
+        curve_found.append(best)
+        curve_returned.append(incumbent["true_reward"])
+    return {"candidates": len(true_rows), "missing": missing, "returned": _network(returned, truth),
+            "found": _network(found, truth), "curve_found": curve_found, "curve_returned": curve_returned}
+
+
+def fidelity(rows: list[dict], truth: Truth) -> dict[str, Any] | None:
+    """Kendall tau and Spearman rho against the truth of the evaluator's score and of params / MACs alone."""
+    by_genotype = {r["genotype"]: r for r in _true_rows(rows, truth)[0]}
+    distinct = list(by_genotype.values())
+    if len(distinct) < 3:
+        return None
+    if len(distinct) > FIDELITY_MAX:
+        keep = np.random.default_rng(0).choice(len(distinct), FIDELITY_MAX, replace=False)
+        distinct = [distinct[i] for i in sorted(keep)]
+    col = {k: np.array([r[k] for r in distinct], float)
+           for k in ("accuracy", "reward", "params", "macs", "true_accuracy", "true_reward")}
+    pairs = {"search score": ("accuracy", "reward"), "params alone": ("params", "params"),
+             "MACs alone": ("macs", "macs")}
+    out = {"n": len(distinct), "rows": {}}
+    for name, (for_acc, for_reward) in pairs.items():
+        out["rows"][name] = {"accuracy": (kendall(col[for_acc], col["true_accuracy"]),
+                                          spearman(col[for_acc], col["true_accuracy"])),
+                             "reward": (kendall(col[for_reward], col["true_reward"]),
+                                        spearman(col[for_reward], col["true_reward"]))}
+    return out
+
+
+def truth_summary(run_dir: Path, config: dict, source: str, baseline_dir: Path | None) -> dict[str, Any]:
+    """Everything the report says about the truth of a run (see the module docstring)."""
+    truth = truth_of_run(config, source)
+    search_rows = results.read_trials(run_dir)
+    baseline_rows = results.read_trials(baseline_dir) if baseline_dir is not None else []
+    best = int(np.argmax(truth.rewards))
+    return {"table": truth.table.name, "networks": len(truth.table), "seeds": _seeds(truth.table),
+            "best_reward": float(truth.rewards[best]), "best_accuracy": float(truth.accuracies.max()),
+            "search": arm_truth(search_rows, truth),
+            "baseline": arm_truth(baseline_rows, truth) if baseline_dir is not None else None,
+            "fidelity": fidelity(search_rows + baseline_rows, truth)}
+
+
+def _seeds(table: BenchmarkTable) -> int:
+    return max(len(record.accuracies) for _, record in table.networks())
+
+
+def verdict(t: dict[str, Any]) -> str:
+    """Did the search's returned network beat the baseline's on the converged truth?  Plainly, either way."""
+    s, b = t.get("search"), t.get("baseline")
+    if s is None or b is None:
+        return "no comparison on the converged truth: the search or the baseline has no candidate in the table"
+    rs, rb = s["returned"], b["returned"]
+    numbers = (f"true reward {rs['true_reward']:.4f} (rank {rs['rank']} of {t['networks']}, regret "
+               f"{rs['regret']:.4f}) against the baseline's {rb['true_reward']:.4f} (rank {rb['rank']}, regret "
+               f"{rb['regret']:.4f})")
+    if rs["true_reward"] > rb["true_reward"]:
+        return f"the search beat the equal-budget random baseline on the converged truth: {numbers}"
+    return f"the search did NOT beat the equal-budget random baseline on the converged truth: {numbers}"
+
+
+def _arm_line(name: str, a: dict[str, Any] | None, t: dict[str, Any]) -> list[str]:
+    if a is None:
+        return [f"{name}: no candidate in the table"]
+    r, f = a["returned"], a["found"]
+    miss = f", {a['missing']} not in the table" if a["missing"] else ""
+    return [f"{name} returned (best search reward of {a['candidates']} candidates{miss}): true reward "
+            f"{r['true_reward']:.4f}, accuracy {r['true_accuracy']:.4f}; rank {r['rank']} of {t['networks']} by true "
+            f"reward (percentile {r['percentile']:.1f}), rank {r['accuracy_rank']} by accuracy; regret to the "
+            f"table's best {r['regret']:.4f}",
+            f"{name} best visited in truth: true reward {f['true_reward']:.4f} (rank {f['rank']}, percentile "
+            f"{f['percentile']:.1f}), candidate {f['index'] + 1}"]
+
+
+def truth_lines(t: dict[str, Any]) -> list[str]:
+    """The summary's lines about the truth (``nas results``, the end of ``nas search``, report.md)."""
+    lines = [f"verified against the converged truth: table {t['table']} (mean of {t['seeds']} trainings a network; "
+             f"{t['networks']} distinct networks; best true reward {t['best_reward']:.4f}); every candidate of "
+             "both arms"]
+    lines += _arm_line("search", t["search"], t) + _arm_line("baseline", t["baseline"], t)
+    lines.append(verdict(t))
+    fid = t["fidelity"]
+    if fid:
+        parts = [f"{name} {v['accuracy'][0]:+.2f}/{v['accuracy'][1]:+.2f} on accuracy, {v['reward'][0]:+.2f}/"
+                 f"{v['reward'][1]:+.2f} on reward" for name, v in fid["rows"].items()]
+        lines.append(f"evaluator fidelity on its {fid['n']} distinct candidates (Kendall tau/Spearman rho against "
+                     f"the truth): {'; '.join(parts)}")
+    return lines
+
+
+def plot_truth(path: Path, t: dict[str, Any]) -> None:
+    """Best-so-far TRUE reward against candidates, both arms (solid: best visited; dashed: the returned one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=100)
+    for name, color in (("search", "C0"), ("baseline", "C1")):
+        a = t.get(name)
+        if not a:
+            continue
+        x = range(1, len(a["curve_found"]) + 1)
+        ax.plot(x, a["curve_found"], color=color, label=f"{name}: best visited (true reward)")
+        ax.plot(x, a["curve_returned"], "--", color=color, label=f"{name}: returned by search score")
+    ax.axhline(t["best_reward"], color="k", lw=0.8, ls=":", label=f"table's best ({t['table']})")
+    ax.set_xlabel("candidates scored")
+    ax.set_ylabel("true reward (converged table mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+__all__ = ["FIDELITY_MAX", "PLOT", "Truth", "arm_truth", "check_truth", "fidelity", "load_truth", "plot_truth",
+           "shipped_table_of", "truth_lines", "truth_summary", "truth_table", "verdict"]
