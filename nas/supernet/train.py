@@ -19,6 +19,10 @@ paths, as Horovod's DistributedOptimizer does in OFA; torch's ``DistributedDataP
 reducer assumes one forward per backward and a fixed set of used parameters, which a
 multi-path step breaks.  BN running statistics are averaged across workers at epoch ends.
 
+Few-shot (``supernet.few_shot``, Few-shot NAS, Zhao et al. 2021): after that many epochs the supernet
+becomes one sub-supernet per option of one decision (``efficientnet.fewshot.SplitSupernet``, the
+optimizer state copied into each); step ``i`` then trains sub-supernet ``i mod K`` on its own paths.
+
 Every epoch seeds its data order, augmentation and path sampling from ``(seed, epoch)``, so a
 run resumed from the checkpoint of epoch ``e`` continues exactly as the uninterrupted run.
 """
