@@ -53,6 +53,17 @@ def _train(exp, seed_offset: int = 0):
     return summary.checkpoint, epochs_s
 
 
+def _recipe(exp) -> str:
+    from dataclasses import fields
+
+    from nas.experiment.supernet import SupernetConfig
+
+    default = SupernetConfig()
+    return ", ".join(f"{f.name} {getattr(exp.supernet, f.name)}" for f in fields(SupernetConfig)
+                     if getattr(exp.supernet, f.name) != getattr(default, f.name)
+                     and f.name not in ("cpus_per_worker", "checkpoint", "workers"))
+
+
 def _score(checkpoint: str, exp, genotypes) -> tuple[np.ndarray, float]:
     from nas.supernet import SupernetScorer
 
@@ -105,12 +116,14 @@ def run(args, exp) -> None:
     print(f"truth: {table.name}, {len(genotypes)} of {len(table)} distinct networks, mean of {runs} trainings; "
           f"reward = ACC*(MACs/T)^{w:g}, T = median MACs {target / 1e6:.1f}M; space {exp.space}, proxy width "
           f"{exp.proxy.width:g}, {exp.proxy.resolution}px; data {exp.data.kind} {exp.data.path or ''}", flush=True)
+    recipe = _recipe(exp)
+    print(f"recipe (supernet: settings other than the defaults): {recipe}", flush=True)
     checkpoint, train_s = (args.checkpoint, 0.0) if args.checkpoint else _train(exp)
     sup, score_s = _score(checkpoint, exp, genotypes)
     print(f"scored {len(genotypes)} networks in {score_s:.0f} s ({1000 * score_s / len(genotypes):.0f} ms each)",
           flush=True)
     preds = {"supernet": sup, "MACs": macs, "-MACs": -macs, "params": params, "-params": -params}
-    result = {"networks": len(genotypes), "train_s": train_s, "score_s": score_s, "acc": [], "reward": []}
+    result = {"networks": len(genotypes), "recipe": recipe, "train_s": train_s, "score_s": score_s, "acc": [], "reward": []}
     for kind, truth in (("acc", truth_acc), ("reward", truth_rew)):
         for name, p in preds.items():
             # the supernet's reward: its accuracy with the same MACs penalty; a count predicts either alone

@@ -70,6 +70,14 @@ class SupernetConfig:
     #: Train at this input size (null: ``proxy.resolution``); paths are always recalibrated and scored at
     #: ``proxy.resolution``.  A smaller size buys more steps in the same time.
     train_resolution: int | None = None
+    #: Few-shot NAS (Zhao et al. 2021, arXiv:2006.06863): after this many epochs of one-shot training, split the
+    #: supernet into one sub-supernet per option of decision ``few_shot_decision`` (an index of the space's
+    #: decisions; 0: its first, NAS-Bench-Macro's first layer op), each starting from the shared weights and
+    #: trained from then on only on paths with its option; a path is scored by its own sub-supernet.  Equal
+    #: budget: after the split, step i trains sub-supernet i mod K (its own sandwich of the same paths per
+    #: step), so steps and path-steps stay those of the one-shot run.  0: no split.
+    few_shot: int = 0
+    few_shot_decision: int = 0
     #: Zero-init the classifier (see efficientnet.supernet.Supernet.zero_init).
     zero_init: bool = True
     #: BN recalibration before a path is scored (SPOS section 3.3): this many fixed training batches
@@ -110,6 +118,9 @@ class SupernetConfig:
              f"e.g. {min(3, self.epochs)}")
         need(self.train_resolution is None or self.train_resolution >= 8, "train_resolution", ">= 8 or null",
              "e.g. 16")
+        need(0 <= self.few_shot < self.epochs, "few_shot", f"in [0, epochs) ({self.epochs}): the one-shot epochs "
+             "before the split, 0 for none", f"e.g. {self.epochs // 2}")
+        need(self.few_shot_decision >= 0, "few_shot_decision", ">= 0 (an index of the space's decisions)", "e.g. 0")
         need(self.calib_batches >= 1, "calib_batches", ">= 1", "e.g. 4")
         need(self.calib_batch_size >= 2, "calib_batch_size", ">= 2 (BatchNorm needs a batch)", "e.g. 128")
         need(self.workers >= 1, "workers", ">= 1", "e.g. 2")
@@ -164,8 +175,12 @@ class SupernetExperiment:
     def check(self) -> None:
         from .load import check_data_path
 
-        self.search_space
+        space, d = self.search_space, self.supernet.few_shot_decision
         check_data_path(self.data)
+        if self.supernet.few_shot and (d >= len(space.decision_sizes) or space.decision_sizes[d] < 2):
+            names = ", ".join(f"{i}: {n}" for i, n in enumerate(space.decision_names[:6]))
+            raise ConfigError(f"supernet.few_shot_decision: {d} is not a decision of space {space.name!r} with "
+                              f"2 or more options; use one of {names}{', ...' if len(space.decision_names) > 6 else ''}")
         if self.proxy.drop_connect:
             raise ConfigError(f"proxy.drop_connect: the supernet has no stochastic depth, got "
                               f"{self.proxy.drop_connect}; set proxy.drop_connect: 0")

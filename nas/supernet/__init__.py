@@ -5,6 +5,8 @@
   per worker from ``nas.ray.supernet``);
 * ``evaluate``: BN recalibration and held-out accuracy of a path (``PathScorer``, ``SupernetScorer`` ->
   ``Score``);
+* ``fewshot``: few-shot training (``supernet.few_shot``): the split's optimizer state, each sub-supernet's
+  paths (the split supernet itself is ``efficientnet.fewshot.SplitSupernet``);
 * ``checkpoint``: the one-file checkpoint, read without running code, its metadata and tensor shapes
   checked (``read_checkpoint``, ``check_shapes``, ``load_supernet``).
 

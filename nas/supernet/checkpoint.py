@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from efficientnet.fewshot import SplitSupernet, from_record
 from efficientnet.supernet import Supernet
 
 from ..experiment.space import resolve_space
@@ -81,12 +82,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def build_supernet(meta: dict[str, Any]) -> Supernet:
-    """An untrained supernet of the space and size recorded in ``meta``."""
-    return Supernet(resolve_space(meta["space"], "supernet checkpoint space"), **meta["arch"])
+def build_supernet(meta: dict[str, Any]) -> Supernet | SplitSupernet:
+    """An untrained supernet of the space and size recorded in ``meta``; split into sub-supernets when its
+    ``split`` record says so (few-shot training, ``efficientnet.fewshot``; absent in one-shot checkpoints)."""
+    return from_record(resolve_space(meta["space"], "supernet checkpoint space"), meta["arch"], meta.get("split"))
 
 
-def check_shapes(payload: dict[str, Any], path: str | Path) -> Supernet:
+def check_shapes(payload: dict[str, Any], path: str | Path) -> Supernet | SplitSupernet:
     """The supernet the metadata describes, after checking that every tensor of the file fits it.
 
     A file whose tensors do not match the recorded sizes (another width, a renamed layer, a truncated
@@ -117,12 +119,14 @@ def _sizes(meta: dict[str, Any]) -> str:
     return ", ".join(f"{k} {arch[k]}" for k in ("width", "depth", "resolution", "num_classes") if k in arch)
 
 
-def load_supernet(path: str | Path, device: str | torch.device = "cpu") -> tuple[Supernet, dict[str, Any]]:
+def load_supernet(path: str | Path, device: str | torch.device = "cpu") -> tuple[Supernet | SplitSupernet,
+                                                                                dict[str, Any]]:
     """``(supernet in eval mode on device, meta)`` from a checkpoint.
 
     ``meta``: ``space``, ``arch`` (the Supernet keyword arguments: width, depth, resolution,
     stem_stride, num_classes, ...), ``data``/``proxy``/``supernet`` (the config sections it was
-    trained with, as dicts), ``epoch`` (last finished), ``epochs`` (planned), ``history``.
+    trained with, as dicts), ``epoch`` (last finished), ``epochs`` (planned), ``history``, and, once a
+    few-shot run has split, ``split`` (``SplitSupernet.record``: the net is then a ``SplitSupernet``).
     """
     payload = read_checkpoint(path)
     net = check_shapes(payload, path)

@@ -7,6 +7,8 @@ layers before it, so paths with equal leading layers (``Supernet.path_layers``) 
 a depth-first walk over the tree of layer prefixes runs each distinct prefix's layer once, then the
 head per path.  The result equals ``PathScorer`` per path (tests/test_supernet_prefix.py); on
 NAS-Bench-Macro's 3,969 networks the stem and the first stage run a dozen times instead of 3,969.
+A few-shot supernet (``efficientnet.fewshot.SplitSupernet``) is walked per sub-supernet, each path in
+its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from efficientnet.fewshot import SplitSupernet
 from search_spaces import Genotype
 
 
@@ -39,6 +42,19 @@ def score_paths(scorer, genotypes: Sequence[Genotype]) -> np.ndarray:
     net = scorer.net
     if scorer._windows is None:  # a held-out split too large to keep: one path at a time
         return np.array([scorer(g)[0] for g in genotypes])
+    if not isinstance(net, SplitSupernet):
+        return _score_net(net, scorer, genotypes)
+    out = np.zeros(len(genotypes))
+    parts: dict[int, list[int]] = {}
+    for i, g in enumerate(genotypes):
+        parts.setdefault(net.route(g), []).append(i)
+    for k, members in parts.items():
+        out[members] = _score_net(net.parts[k], scorer, [genotypes[i] for i in members])
+    return out
+
+
+def _score_net(net, scorer, genotypes: Sequence[Genotype]) -> np.ndarray:
+    """``score_paths`` on one (sub-)supernet ``net``."""
     saved = [bn.momentum for bn in net.batchnorms()]
     was_training = net.training
     layers = [net.path_layers(g) for g in genotypes]

@@ -19,6 +19,10 @@ paths, as Horovod's DistributedOptimizer does in OFA; torch's ``DistributedDataP
 reducer assumes one forward per backward and a fixed set of used parameters, which a
 multi-path step breaks.  BN running statistics are averaged across workers at epoch ends.
 
+Few-shot (``supernet.few_shot``, Few-shot NAS, Zhao et al. 2021): after that many epochs the supernet
+becomes one sub-supernet per option of one decision (``efficientnet.fewshot.SplitSupernet``, the
+optimizer state copied into each); step ``i`` then trains sub-supernet ``i mod K`` on its own paths.
+
 Every epoch seeds its data order, augmentation and path sampling from ``(seed, epoch)``, so a
 run resumed from the checkpoint of epoch ``e`` continues exactly as the uninterrupted run.
 """
@@ -39,6 +43,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from efficientnet.fewshot import SplitSupernet
 from efficientnet.supernet import Supernet
 
 from ..config import ConfigError, to_dict
@@ -50,6 +55,7 @@ from ..proxy.ops import Batcher, device_split, lr_factor, make_optimizer
 from ..proxy.runtime import resolve_device, use_amp, use_channels_last
 from .checkpoint import read_checkpoint, save_checkpoint
 from .evaluate import PathScorer
+from .fewshot import part_extremes, route_to, split_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +71,14 @@ class TrainSummary:
     resumed_from: int = 0
 
 
-def _meta(exp: SupernetExperiment, net: Supernet, epoch: int, history: list, world_size: int) -> dict:
+def _meta(exp: SupernetExperiment, net: Supernet | SplitSupernet, epoch: int, history: list, world_size: int) -> dict:
     return {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data),
             "proxy": to_dict(exp.proxy),
             "supernet": to_dict(exp.supernet), "epoch": epoch, "epochs": exp.supernet.epochs, "history": history,
-            "world_size": world_size}
+            "world_size": world_size, "split": net.record if isinstance(net, SplitSupernet) else None}
 
 
-def _check_resumable(meta: dict, exp: SupernetExperiment, net: Supernet, path) -> None:
+def _check_resumable(meta: dict, exp: SupernetExperiment, net: Supernet | SplitSupernet, path) -> None:
     """A checkpoint continues only the run it came from (same space, size, data)."""
     mine = {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data)}
     theirs = dict(meta)
@@ -207,16 +213,33 @@ class _SupernetRun:
         self.start_epoch, self.history = 1, []
         if payload is not None:
             _check_resumable(payload["meta"], exp, net, self.path)
+            if payload["meta"].get("split"):  # a few-shot run resumed after its split
+                net = SplitSupernet.split(net, int(payload["meta"]["split"]["decision"]))
             net.load_state_dict(payload["model"])
             self.start_epoch = int(payload["meta"]["epoch"]) + 1
             self.history = list(payload["meta"]["history"])
         channels_last = use_channels_last(exp.proxy, device)
-        self.net = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        self.optimizer = make_optimizer(self.net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
-                                        cfg.betas, device)
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = net.to(device, memory_format=self.layout)
+        self.optimizer = self._optimizer(self.net)
         if payload is not None and payload.get("optimizer") is not None:
             self.optimizer.load_state_dict(payload["optimizer"])
         self._setup(data, channels_last)
+
+    def _optimizer(self, net) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        return make_optimizer(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.betas,
+                              self.device)
+
+    def _split(self) -> None:
+        """Few-shot: the one-shot supernet becomes its sub-supernets, the optimizer state copied into each."""
+        net = SplitSupernet.split(self.net, self.cfg.few_shot_decision).to(self.device, memory_format=self.layout)
+        self.optimizer = split_optimizer(self.optimizer, self.net, net, self._optimizer(net))
+        self.net = self.scorer.net = net
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.bn_buffers = [b for bn in net.batchnorms() for b in (bn.running_mean, bn.running_var)]
+        log.info("few-shot: split the supernet into %d sub-supernets by decision %d (%s) after epoch %d",
+                 len(net.parts), net.decision, self.space.decision_names[net.decision], self.cfg.few_shot)
 
     def _payload(self, resume: bool) -> dict | None:
         if self.path.exists():
@@ -237,6 +260,7 @@ class _SupernetRun:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp(proxy, device) else nullcontext()
         self.big, self.small = self.net.largest(), self.net.smallest()
         self.big_code = np.array(self.space.encode(self.big))
+        self.extremes = part_extremes(self.space, self.big, self.small, cfg.few_shot_decision) if cfg.few_shot else []
         self.sizes = np.array(self.space.decision_sizes)
         n = len(self.train.y)
         self.batch = min(cfg.batch_size, n - n % self.world_size)
@@ -255,9 +279,22 @@ class _SupernetRun:
         keep = rng.random(len(self.sizes)) < phase
         return self.space.decode(np.where(keep, self.big_code, uniform))
 
+    def _paths(self, step: int, rng: np.random.Generator, phase: float) -> list:
+        """The paths of global step ``step``: the sandwich and sampled paths; after a few-shot split, all of
+        sub-supernet ``step mod K`` (its extremes, samples forced to its option)."""
+        cfg = self.cfg
+        if not isinstance(self.net, SplitSupernet):
+            return ([self.big, self.small] if cfg.sandwich else []) + [self._sample(rng, phase)
+                                                                      for _ in range(cfg.random_paths)]
+        k = step % len(self.net.parts)
+        sampled = [route_to(self.space, self._sample(rng, phase), self.net.decision, k) for _ in range(cfg.random_paths)]
+        return (list(self.extremes[k]) if cfg.sandwich else []) + sampled
+
     def epoch(self, epoch: int, on_step: Report | None = None) -> dict[str, Any]:
         """Train one epoch (seeded by ``(seed, epoch)``), average BN across workers, score the extremes."""
         cfg, n, local = self.cfg, len(self.train.y), self.batch // self.world_size
+        if cfg.few_shot and epoch > cfg.few_shot and not isinstance(self.net, SplitSupernet):
+            self._split()
         self.net.train()
         t0 = last = time.perf_counter()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(cfg.seed, epoch))).to(self.train.y.device)
@@ -275,8 +312,7 @@ class _SupernetRun:
             idx = order[i * self.batch + self.rank * local:i * self.batch + (self.rank + 1) * local]
             self.shard.append(idx)
             x, y = self.batcher.train_batch(self.train, idx, augment), self.train.y[idx]
-            paths = ([self.big, self.small] if cfg.sandwich else []) + [self._sample(paths_rng, phase)
-                                                                      for _ in range(cfg.random_paths)]
+            paths = self._paths(step, paths_rng, phase)
             loss_sum += train_step(self.net, self.optimizer, x, y, paths, cfg.distill, self.exp.proxy.label_smoothing,
                                    self.autocast, self.params, self.world_size, cfg.grad_clip)
             if on_step is not None and time.perf_counter() - last >= STEP_REPORT_S:
