@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 python bench/discovery.py [--checkpoint runs/S/supernet.pt] [--seeds 50]
         [--controllers random,evolution,rl,bayes] [--experiment experiments/quickstart.yaml]
-        [--supernet experiments/supernet_macro.yaml] [--scores FILE] [--json FILE] [--workers 1]
+        [--supernet experiments/supernet_macro.yaml] [--supernet-set supernet.seed=1] [--scores FILE]
+        [--json FILE] [--workers 1] [--check-run RUN_DIR]
 
 1. The supernet of ``--supernet`` (the one ``make search`` trains) is trained, or taken from
    ``--checkpoint``; it scores EVERY distinct network of the nas-bench-macro space once, prefix-shared
@@ -83,7 +84,7 @@ def _supernet_scores(args, genotypes) -> tuple[np.ndarray, float, float, str]:
     """Held-out accuracy of every genotype by the supernet (cached in ``--scores`` for that checkpoint)."""
     checkpoint, train_s = args.checkpoint, 0.0
     if checkpoint is None:
-        checkpoint, train_s = _train(args.supernet)
+        checkpoint, train_s = _train(args.supernet, args.supernet_set)
     stamp = {"checkpoint": str(Path(checkpoint).resolve()), "mtime": os.path.getmtime(checkpoint),
              "genotypes": len(genotypes)}
     if args.scores and Path(args.scores).is_file():
@@ -110,12 +111,13 @@ def _supernet_scores(args, genotypes) -> tuple[np.ndarray, float, float, str]:
     return acc, score_s, train_s, checkpoint
 
 
-def _train(path: str) -> tuple[str, float]:
+def _train(path: str, overrides: list[str]) -> tuple[str, float]:
     from nas.experiment.supernet import load_supernet_experiment
     from nas.supernet import train_supernet
 
-    exp = load_supernet_experiment(path)
-    exp = replace(exp, output=replace(exp.output, name="bench_discovery_supernet"))
+    exp = load_supernet_experiment(path, overrides)
+    name = "bench_discovery_supernet" + "".join("_" + o.replace("=", "").replace(".", "_") for o in overrides)
+    exp = replace(exp, output=replace(exp.output, name=name))
     t0 = time.perf_counter()
     summary = train_supernet(exp, resume=exp.checkpoint_path.exists())
     wall = time.perf_counter() - t0
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default="experiments/quickstart.yaml")
     p.add_argument("--supernet", default="experiments/supernet_macro.yaml", help="trained when no --checkpoint")
     p.add_argument("--checkpoint", default=None)
+    p.add_argument("--supernet-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the supernet file when training, e.g. supernet.seed=1 (repeatable)")
     p.add_argument("--seeds", type=int, default=50)
     p.add_argument("--controllers", default="random,evolution,rl,bayes")
     p.add_argument("--scores", default=None, help="cache of the supernet's scores of every network (JSON)")
@@ -214,17 +218,16 @@ def check_run(run_dir: str, done: list, world: dict) -> None:
     from nas.search import results
 
     exp = world["exp"]
-    own = next(j for j, _, _ in done if j[1] == exp.controller.name and j[3] == exp.controller.seed
+    seed = exp.controller.seed
+    own = next(j[0] for j, _, _ in done if j[0] != "baseline" and j[1] == exp.controller.name and j[3] == seed
                and j[2] == dict(exp.controller.settings))
-    arms = {"search": (Path(run_dir), own), "baseline": (Path(run_dir) / "baseline",
-                                                        ("baseline", "random", {}, exp.controller.seed))}
-    samples = {job: nets for job, nets, _ in done}
-    for arm, (folder, job) in arms.items():
+    samples = {(j[0], j[3]): nets for j, nets, _ in done}
+    for folder, job in ((Path(run_dir), (own, seed)), (Path(run_dir) / "baseline", ("baseline", seed))):
         rows = sorted(results.read_trials(folder), key=lambda r: r["index"])
         mine = samples[job]
         same = sum(r["genotype"] == world["genotypes"][i] for r, i in zip(rows, mine))
         diff = max((abs(r["reward"] - world["search"][i]) for r, i in zip(rows, mine)), default=float("nan"))
-        print(f"check {folder}: {same} of {len(rows)} genotypes equal to the bench's {job[0]} seed {job[3]} "
+        print(f"check {folder}: {same} of {len(rows)} genotypes equal to the bench's {job[0]} seed {job[1]} "
               f"({len(mine)} samples), search reward max |difference| {diff:.2e}", flush=True)
 
 
