@@ -23,6 +23,8 @@ scaling (depth or width rounding of a proxy) are the key of the scaled genotype
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .genes import BlockGene
 from .genotype import Genotype
 from .ops import OPS
@@ -46,6 +48,11 @@ def network_key(genotype: Genotype) -> tuple:
     """A hashable key of the network ``genotype`` builds: equal keys iff the same network."""
     if not isinstance(genotype, Genotype):
         raise TypeError(f"network_key takes a Genotype, got {type(genotype).__name__}")
+    return _network_key(genotype)
+
+
+@lru_cache(maxsize=1 << 16)  # genotypes are immutable; the no-repeat rule asks the same ones again and again
+def _network_key(genotype: Genotype) -> tuple:
     f = genotype.frame
     layers = []
     cin = f.stem

@@ -60,6 +60,20 @@ class Genotype:
             raise TypeError(f"genotype frame must be a Frame, got {type(self.frame).__name__}")
         object.__setattr__(self, "blocks", blocks)
 
+    def __hash__(self) -> int:  # kept after the first call: sets and dicts of genotypes hash them again and again
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.blocks, self.frame))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict:  # string hashes differ between processes: never carry the cached one
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     def __len__(self) -> int:
         return len(self.blocks)
 

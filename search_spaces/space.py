@@ -34,6 +34,9 @@ from .positions import Position, show, show_option
 
 #: Frame fields a genotype must share with its space (head and scalings are the target model's).
 SPACE_FRAME_FIELDS = ("stem", "stem_stride", "activation", "se_activation")
+#: Encodings and decodings a space remembers (genotypes are immutable): evolution's mutations and the
+#: controllers' state re-encode the same genotypes over and over.  Past this many, the memory starts afresh.
+CODE_MEMORY = 1 << 16
 
 
 class SearchSpace:
@@ -51,6 +54,8 @@ class SearchSpace:
         self._sizes = [n for p in self.positions for n in p.sizes]
         self._sizes_array = np.asarray(self._sizes, dtype=np.int64)
         self._names = [f"b{p.index + 1}_{d.name}" for p in self.positions for d in p.decisions]
+        self._codes: dict[Genotype, tuple[int, ...]] = {}  # validated genotype -> its decisions
+        self._decoded: dict[tuple[int, ...], Genotype] = {}
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, blocks={len(self.positions)}, cardinality={self.cardinality:.3g})"
@@ -89,11 +94,13 @@ class SearchSpace:
 
     # -- encode / decode ----------------------------------------------------
     def encode(self, genotype: Genotype) -> list[int]:
-        self.validate(genotype)
-        out: list[int] = []
-        for block, position in zip(genotype.blocks, self.positions):
-            out.extend(d.index_of(block) for d in position.decisions)  # type: ignore[misc]
-        return out
+        code = self._codes.get(genotype) if isinstance(genotype, Genotype) else None
+        if code is None:
+            self.validate(genotype)
+            code = tuple(d.index_of(block) for block, position in zip(genotype.blocks, self.positions)
+                         for d in position.decisions)  # type: ignore[misc]
+            _remember(self._codes, genotype, code)
+        return list(code)
 
     def decode(self, decisions: list[int] | tuple[int, ...] | np.ndarray) -> Genotype:
         decisions = [int(d) for d in decisions]
@@ -102,12 +109,17 @@ class SearchSpace:
         for name, value, size in zip(self._names, decisions, self._sizes):
             if not 0 <= value < size:
                 raise ValueError(f"decision {name} must be in [0, {size - 1}], got {value}")
-        blocks, start = [], 0
-        for position in self.positions:
-            n = len(position.decisions)
-            blocks.append(BlockGene(**position.block_fields(decisions[start:start + n])))  # type: ignore[arg-type]
-            start += n
-        return Genotype(tuple(blocks), self.frame)
+        key = tuple(decisions)
+        genotype = self._decoded.get(key)
+        if genotype is None:
+            blocks, start = [], 0
+            for position in self.positions:
+                n = len(position.decisions)
+                blocks.append(BlockGene(**position.block_fields(decisions[start:start + n])))  # type: ignore
+                start += n
+            genotype = Genotype(tuple(blocks), self.frame)
+            _remember(self._decoded, key, genotype)
+        return genotype
 
     # -- validate -----------------------------------------------------------
     def validate(self, genotype: Genotype) -> None:
@@ -150,6 +162,12 @@ class SearchSpace:
             shift = int(rng.integers(1, self._sizes[i]))
             decisions[i] = (decisions[i] + shift) % self._sizes[i]
         return self.decode(decisions)
+
+
+def _remember(memory: dict, key, value) -> None:
+    if len(memory) >= CODE_MEMORY:
+        memory.clear()
+    memory[key] = value
 
 
 def _check_block(space: str, index: int, block: BlockGene, position: Position) -> None:

@@ -58,3 +58,37 @@ def test_verification_picks_distinct_networks_and_counts_aliases():
     picked = top_genotypes(rows, 2, key)
     assert [r["genotype"] for r in picked] == [one.to_string(), third.to_string()]  # #2 was #1's alias
     assert alias_count(rows, key) == 1 and alias_count(rows, ProxyConfig(depth=1.0).network_key) == 0
+
+
+def _experiment(tmp_path, **sections):
+    from nas.experiment.search import load_experiment
+    from search_helpers import small
+
+    return load_experiment(data=small(tmp_path, **sections))
+
+
+def test_the_controllers_no_repeat_rule_uses_the_network_the_evaluator_scores(tmp_path):
+    """Proxy training and the supernet score the proxy-scale network: at depth 0.5, layer counts 1 and 2 are
+    one candidate and a controller never proposes the second.  A table scores the space's network as it is."""
+    from nas.experiment.search import build_controller
+
+    one, two = _tiny_pair()
+    half = _experiment(tmp_path, proxy={"depth": 0.5}, controller={"name": "random", "seed": 0})
+    assert half.network_key(one) == half.network_key(two)
+    controller = build_controller(half)
+    controller.add_evaluated(one, 0.5)
+    assert controller._seen(two)  # the alias of a told network is seen
+    asked = []
+    for _ in range(40):
+        g = controller.ask()
+        asked.append(g)
+        controller.tell(g, 0.5)
+    assert len({half.network_key(g) for g in asked}) == len(asked)
+    assert half.network_key(one) not in {half.network_key(g) for g in asked}
+    full = _experiment(tmp_path, controller={"name": "random", "seed": 0})
+    assert full.network_key(one) != full.network_key(two)
+    table = _experiment(tmp_path, space="nas-bench-macro", proxy={"depth": 0.5},
+                        evaluator={"kind": "table", "table": "nas-bench-macro"},
+                        objective={"cost": "macs", "target": 57.6e6, "w": -0.07})
+    g = table.search_space.decode([0] * 8)
+    assert table.network_key(g) == network_key(g) and build_controller(table).key(g) == network_key(g)

@@ -75,6 +75,16 @@ class Experiment:
     def search_space(self):
         return resolve_space(self.space)
 
+    def network_key(self, genotype) -> tuple:
+        """The network the evaluator scores for ``genotype``: genotypes of one key are one candidate (the
+        controllers' no-repeat rule).  At the proxy's scale for training and the supernet (depths that round
+        alike are one network); the space's own canonical network for a table."""
+        from search_spaces import network_key
+
+        if self.evaluator.at_proxy_scale:
+            return self.proxy.network_key(genotype)
+        return network_key(genotype)  # what every space's ``canonical`` is, without resolving the space per call
+
     def to_dict(self) -> dict:
         return to_dict(self)
 
@@ -192,7 +202,7 @@ def build_controller(exp: Experiment):
                                 unit=exp.objective.cost)
     settings = from_dict(get_controller_class(c.name).settings_cls, c.settings, "controller.settings")
     return make_controller(c.name, exp.search_space, seed=c.seed, constraint=constraint, settings=settings,
-                           budget=exp.budget.samples)
+                           key=exp.network_key, budget=exp.budget.samples)
 
 
 def cost_function(exp: Experiment):

@@ -163,6 +163,12 @@ class EvaluatorConfig:
     #: table: ``seed`` -- one recorded training per candidate (drawn by the search's seed); ``mean`` -- their mean.
     sample: Literal["seed", "mean"] = "seed"
 
+    @property
+    def at_proxy_scale(self) -> bool:
+        """Scores the proxy-scale network (``proxy.width``/``depth``: trained or a supernet path), not the
+        space's network as it is (a table's entry)."""
+        return self.kind in ("proxy", "supernet")
+
     def __post_init__(self) -> None:
         need(self.workers >= 0, "evaluator.workers", self.workers, "an integer >= 0 (0: in the driver process)",
              "e.g. 2")

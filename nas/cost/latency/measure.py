@@ -128,7 +128,8 @@ class MeasureSettings:
 #: An entry is noisy when the measuring thread was on a CPU for less than this share of the timed passes' wall
 #: time (other processes took its CPU: the machine was busy) -- or, where that share is unknown, when its
 #: passes spread over more than ``NOISY_SPREAD`` of their median (interquartile range).  A table is measured
-#: on a busy machine when more than ``BUSY_ENTRIES`` of its entries are noisy.
+#: on a busy machine when more than ``BUSY_ENTRIES`` of its entries are noisy, or when over all its timed passes
+#: the measuring thread was on a CPU for less than ``BUSY_CPU_SHARE`` of the time (``overall_cpu_share``).
 BUSY_CPU_SHARE = 0.9
 NOISY_SPREAD = 0.25
 BUSY_ENTRIES = 0.2
@@ -149,6 +150,8 @@ class Measurement:
     min_ms: float
     repeats: int
     cpu_share: float | None = None
+    #: The sum of the timed passes (ms): with the wall clock, the wall time the measurement took -- waits included.
+    total_ms: float | None = None
 
     @classmethod
     def from_times(cls, times_ms: list[float] | np.ndarray, cpu_share: float | None = None) -> "Measurement":
@@ -157,7 +160,7 @@ class Measurement:
             raise ValueError(f"need finite timings, got {t!r}")
         q1, med, q3 = np.percentile(t, [25, 50, 75])
         return cls(float(med), float(q3 - q1), float(t.std(ddof=1)) if t.size > 1 else 0.0, float(t.min()),
-                   int(t.size), cpu_share)
+                   int(t.size), cpu_share, float(t.sum()))
 
     @property
     def spread(self) -> float:
@@ -183,16 +186,18 @@ class Measurement:
                "repeats": self.repeats}
         if self.cpu_share is not None:
             out["cpu_share"] = round(self.cpu_share, 4)
+        if self.total_ms is not None:
+            out["total_ms"] = round(self.total_ms, 4)
         if self.noisy(clock):
             out["noisy"] = True
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Measurement":
-        share = data.get("cpu_share")
+        share, total = data.get("cpu_share"), data.get("total_ms")
         return cls(float(data["ms"]), float(data.get("iqr_ms", 0.0)), float(data.get("stdev_ms", 0.0)),
                    float(data.get("min_ms", data["ms"])), int(data.get("repeats", 0)),
-                   None if share is None else float(share))
+                   None if share is None else float(share), None if total is None else float(total))
 
 
 def noise_summary(measurements: list[Measurement], clock: str = "wall") -> dict:
@@ -201,16 +206,30 @@ def noise_summary(measurements: list[Measurement], clock: str = "wall") -> dict:
         return {"entries": 0, "noisy": 0, "noisy_share": 0.0, "median_spread": 0.0, "median_cpu_share": None,
                 "busy": False}
     noisy = sum(m.noisy(clock) for m in measurements)
-    shares = [m.cpu_share for m in measurements if m.cpu_share is not None]
+    shared = [m for m in measurements if m.cpu_share is not None]
+    overall = overall_cpu_share(shared) if shared else 1.0
     return {"entries": len(measurements), "noisy": noisy, "noisy_share": noisy / len(measurements),
             "median_spread": float(np.median([m.spread for m in measurements])),
-            "median_cpu_share": float(np.median(shares)) if shares else None,
-            "busy": noisy / len(measurements) > BUSY_ENTRIES}
+            "median_cpu_share": float(np.median([m.cpu_share for m in shared])) if shared else None,
+            "cpu_share": overall if shared else None,
+            "busy": noisy / len(measurements) > BUSY_ENTRIES or
+            (clock == "wall" and bool(shared) and overall < BUSY_CPU_SHARE)}
+
+
+def overall_cpu_share(measurements: list[Measurement]) -> float:
+    """The measuring thread's share of a CPU over ALL the timed passes: each entry's share weighted by its
+    wall time (``total_ms``; median x repeats for tables saved without it).  The per-entry median misleads on a loaded machine: a tiny layer's few
+    passes often fit in one scheduler slice (share 1.0) while the long ones wait; time on the whole says how
+    much of the measurement was waiting."""
+    walls = np.array([m.total_ms if m.total_ms is not None else m.median_ms * max(m.repeats, 1)
+                      for m in measurements])
+    shares = np.array([m.cpu_share for m in measurements], dtype=float)
+    return float((walls * shares).sum() / walls.sum()) if walls.sum() > 0 else float(shares.mean())
 
 
 def describe_noise(summary: dict, what: str = "entries") -> str:
     """One line: the spread, the CPU share and, for a busy machine, the warning."""
-    share = summary.get("median_cpu_share")
+    share = summary.get("cpu_share", summary.get("median_cpu_share"))
     text = (f"noise: {summary['noisy']} of {summary['entries']} {what} noisy, median spread "
             f"{100 * summary['median_spread']:.1f}% of the median"
             + (f", the measuring thread on a CPU {100 * share:.0f}% of the time" if share is not None else ""))

@@ -169,6 +169,15 @@ def prepare(module: nn.Module, input_shape: Sequence[int], settings: MeasureSett
     return _RUNNERS[settings.backend](module, shape, settings)
 
 
+def _weighted_share(rounds: list[tuple[float, float]]) -> float | None:
+    """An entry's CPU share over its rounds, each weighted by its timed wall time: a round that waited for the
+    CPU took longer, and so counts for more (a plain mean would let many quick rounds hide one long wait)."""
+    if not rounds:
+        return None
+    shares, walls = np.array(rounds, dtype=float).T
+    return float((shares * walls).sum() / walls.sum()) if walls.sum() > 0 else float(shares.mean())
+
+
 def measure_many(items: Sequence[Item], settings: MeasureSettings, chunk: int = 256,
                  progress: Callable[[int, int], None] | None = None) -> list[Measurement]:
     """Measurements of every item, rounds interleaved within chunks of ``chunk`` items.
@@ -182,14 +191,14 @@ def measure_many(items: Sequence[Item], settings: MeasureSettings, chunk: int = 
         for first in range(0, len(items), chunk):
             runners = [prepare(make(), shape, settings) for make, shape in items[first:first + chunk]]
             times: list[list[float]] = [[] for _ in runners]
-            shares: list[list[float]] = [[] for _ in runners]
+            shares: list[list[tuple[float, float]]] = [[] for _ in runners]  # (share, that round's timed ms)
             for _ in range(settings.rounds):
                 for i, run in enumerate(runners):
                     timing = run(settings.repeats)
                     times[i].extend(timing.times_ms)
                     if timing.cpu_share is not None:
-                        shares[i].append(timing.cpu_share)
-            out.extend(Measurement.from_times(t, float(np.mean(s)) if s else None) for t, s in zip(times, shares))
+                        shares[i].append((timing.cpu_share, sum(timing.times_ms)))
+            out.extend(Measurement.from_times(t, _weighted_share(s)) for t, s in zip(times, shares))
             del runners
             if progress is not None:
                 progress(len(out), len(items))
