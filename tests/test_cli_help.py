@@ -66,3 +66,22 @@ def test_numbers_written_in_help_texts_are_the_library_defaults():
                             (export, ["DEFAULT_OPSET, 17"]), (common, ["ImageNet's 1000"])):
         source = inspect.getsource(module)
         assert all(n in source for n in needles), (module.__name__, needles)
+
+
+def test_supernet_train_points_to_the_shipped_search_of_its_own_space():
+    from pathlib import Path
+
+    import yaml
+
+    from nas.commands.supernet import SEARCH_WITH, next_steps
+
+    macro = next_steps("nas-bench-macro", "runs/S/supernet.pt")
+    assert macro[1] == "search with it: nas search experiments/quickstart.yaml --set evaluator.checkpoint=runs/S/supernet.pt"
+    assert "b0" not in macro[0]  # MnasNet names are not paths of another space
+    mnas = next_steps("mnasnet", "runs/M/supernet.pt")
+    assert "experiments/quickstart_mnasnet.yaml" in mnas[1] and "b0 mnasnet-a1" in mnas[0]
+    assert "YOUR_EXPERIMENT.yaml" in next_steps("tiny", "x")[1]
+    root = Path(__file__).resolve().parent.parent
+    for space, path in SEARCH_WITH.items():
+        cfg = yaml.safe_load((root / path).read_text())
+        assert cfg["space"] == space and cfg["evaluator"]["kind"] == "supernet", path

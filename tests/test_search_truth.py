@@ -11,7 +11,7 @@ import yaml
 from nas.cli import main
 from nas.config import ConfigError
 from nas.experiment.search import load_experiment
-from nas.search.truth import truth_table, verdict
+from nas.search.truth import picks, truth_table, verdict
 
 MACRO = {"space": "nas-bench-macro", "controller": {"name": "evolution", "seed": 0},
          "objective": {"cost": "macs", "target": 3.0e7, "w": -0.07}, "target": {"resolution": 32, "num_classes": 10},
@@ -51,6 +51,63 @@ def test_the_verdict_says_plainly_whether_the_search_beat_random(search, baselin
         assert text.startswith("the search did NOT beat the equal-budget random baseline on the converged truth")
 
 
+# genotypes of distinct networks of nas-bench-macro (op codes per layer; 0 = identity in layers that allow it)
+_NETS = ["1-1-1-1-1-1-1-1", "2-2-2-2-2-2-2-2", "1-2-1-2-1-2-1-2", "2-1-2-1-2-1-2-1", "1-1-2-2-1-1-2-2"]
+
+
+def _rows(scores, truths, genotypes=None):
+    genotypes = genotypes or _NETS
+    return [{"index": i, "genotype": g, "reward": r, "true_reward": t, "status": "ok"}
+            for i, (g, r, t) in enumerate(zip(genotypes, scores, truths))]
+
+
+def _macro(texts):
+    from search_spaces import get_space
+
+    space = get_space("nas-bench-macro")
+    return [space.decode([int(c) for c in t.split("-")]).to_string() for t in texts]
+
+
+def test_the_pick_rules_returned_verified_and_found():
+    rows = _rows([0.50, 0.90, 0.80, 0.70, 0.10], [0.6, 0.1, 0.2, 0.5, 0.9], _macro(_NETS))
+    p = picks(rows, top_k=3)
+    assert p["returned"]["index"] == 1          # best search reward
+    assert p["verified"]["index"] == 3          # best truth among the top 3 by score (0.9, 0.8, 0.7)
+    assert p["found"]["index"] == 4             # best truth visited
+    assert "verified" not in picks(rows, top_k=0)
+    assert picks(rows, top_k=5)["verified"]["index"] == 4
+
+
+def test_the_top_k_counts_networks_not_genotype_strings():
+    from search_spaces import get_space, network_key
+
+    space = get_space("nas-bench-macro")
+    # two different genotypes of one network (an identity op in another position), then two other networks
+    same = [g for g in (space.decode(c) for c in [(1, 1, 1, 0, 1, 1, 1, 1), (1, 1, 1, 1, 0, 1, 1, 1)])]
+    assert network_key(same[0]) == network_key(same[1]), "the test needs two genotypes of one network"
+    texts = [same[0].to_string(), same[1].to_string()] + _macro(_NETS[:2])
+    rows = _rows([0.9, 0.8, 0.7, 0.6], [0.1, 0.1, 0.2, 0.9], texts)
+    assert picks(rows, top_k=2)["verified"]["index"] == 2   # the alias does not take a top-2 place
+    assert picks(rows, top_k=3)["verified"]["index"] == 3
+
+
+def _arms(search_verified, baseline_verified, search_returned, baseline_returned):
+    def arm(v, r):
+        return {"verified": {"true_reward": v, "rank": 10, "regret": 0.9 - v},
+                "returned": {"true_reward": r, "rank": 20, "regret": 0.9 - r}}
+    return {"networks": 100, "top_k": 3, "search": arm(search_verified, search_returned),
+            "baseline": arm(baseline_verified, baseline_returned)}
+
+
+def test_the_verdict_is_on_the_verified_pick_and_says_how_the_returned_compare():
+    won = verdict(_arms(0.89, 0.88, 0.80, 0.85))
+    assert won.startswith("the search beat the equal-budget random baseline on the converged truth")
+    assert "top 3 by search score" in won and "(the search's is worse)" in won
+    lost = verdict(_arms(0.87, 0.88, 0.86, 0.85))
+    assert lost.startswith("the search did NOT beat") and "(the search's is better)" in lost
+    assert verdict(_arms(0.88, 0.88, 0.85, 0.85)).startswith("the search did NOT beat")  # a tie is not a win
+
+
 def test_a_table_search_end_to_end_through_the_cli(tmp_path, capsys):
     from nas.cost.objective import ObjectiveConfig, reward
     from nas.data.tables import load_table
@@ -58,6 +115,7 @@ def test_a_table_search_end_to_end_through_the_cli(tmp_path, capsys):
     from nas.cost.target import TargetModel
     from nas.search import results
     from nas.search.report import summarize
+    from search_spaces import Genotype
 
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(_cfg(tmp_path)))
@@ -80,11 +138,25 @@ def test_a_table_search_end_to_end_through_the_cli(tmp_path, capsys):
         assert returned["rank"] == 1 + np.count_nonzero(truths > returned["true_reward"])
         assert returned["regret"] == pytest.approx(truths.max() - returned["true_reward"])
         assert len(t[arm]["curve_found"]) == 60 and t[arm]["curve_found"][-1] == t[arm]["found"]["true_reward"]
+        # the verified pick, by brute force: the 3 best distinct networks by search reward, the best of them in truth
+        rows = results.ok_rows(results.read_trials(run if arm == "search" else run / "baseline"))
+        best_by_net = {}
+        for r in rows:
+            net = table.lookup(Genotype.from_string(r["genotype"]))
+            if id(net) not in best_by_net or r["reward"] > best_by_net[id(net)]["reward"]:
+                best_by_net[id(net)] = r
+        top3 = sorted(best_by_net.values(), key=lambda r: (-r["reward"], r["index"]))[:3]
+        true_of = {r["genotype"]: reward(table.lookup(Genotype.from_string(r["genotype"])).mean, r["cost"], objective)
+                   for r in top3}
+        assert t[arm]["verified"]["true_reward"] == pytest.approx(max(true_of.values()))
+        assert t[arm]["curve_verified"][-1] == pytest.approx(t[arm]["verified"]["true_reward"])
+        assert t[arm]["found"]["true_reward"] >= t[arm]["verified"]["true_reward"]
     assert set(t["fidelity"]["rows"]) == {"search score", "params alone", "MACs alone"}
     assert t["fidelity"]["rows"]["search score"]["accuracy"][0] > 0.5  # one recorded run against the mean
 
     report = (run / "report.md").read_text()
     assert "## Verification against the converged truth" in report and "| MACs alone |" in report
+    assert "verified pick (best in truth of its top 3 by search reward)" in report
     assert (run / "truth_so_far.png").is_file() and "standalone proxy training" not in report
     assert main(["results", str(run)]) == 0
     assert verdict(t) in capsys.readouterr().out

@@ -78,9 +78,20 @@ def run_train(args: argparse.Namespace) -> int:
         last = summary.history[-1]
         print(f"done: {summary.epochs} epochs; held-out accuracy after BN recalibration: largest path "
               f"{last['accuracy_largest']:.4f}, smallest {last['accuracy_smallest']:.4f}\ncheckpoint: "
-              f"{summary.checkpoint}\nscore genotypes: nas supernet eval {summary.checkpoint} b0 mnasnet-a1\n"
-              f"search with it: nas search experiments/quickstart.yaml --set evaluator.checkpoint={summary.checkpoint}")
+              f"{summary.checkpoint}\n" + "\n".join(next_steps(exp.search_space.name, summary.checkpoint)))
     return 0
+
+
+#: The shipped search experiment that searches with a supernet of each space (``next_steps``).
+SEARCH_WITH = {"nas-bench-macro": "experiments/quickstart.yaml", "mnasnet": "experiments/quickstart_mnasnet.yaml"}
+
+
+def next_steps(space: str, checkpoint) -> list[str]:
+    """What to run with a freshly trained supernet of ``space``: score genotypes, search with it."""
+    examples = "b0 mnasnet-a1" if space == "mnasnet" else f"GENOTYPE  (a genotype string of space {space})"
+    search = SEARCH_WITH.get(space, f"YOUR_EXPERIMENT.yaml  (space: {space}, evaluator.kind: supernet)")
+    return [f"score genotypes: nas supernet eval {checkpoint} {examples}",
+            f"search with it: nas search {search} --set evaluator.checkpoint={checkpoint}"]
 
 
 def _progress(m: dict) -> None:

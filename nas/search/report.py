@@ -174,11 +174,12 @@ def _truth_section(run_dir: Path, s: dict[str, Any]) -> list[str]:
     plot_truth(run_dir / PLOT, t)
     rows = []
     for arm in ("search", "baseline"):
-        for which in ("returned", "found"):
+        for which, label in (("returned", "returned (best search reward)"),
+                             ("verified", f"verified pick (best in truth of its top {t.get('top_k')} by search reward)"),
+                             ("found", "best visited in truth")):
             n = (t.get(arm) or {}).get(which)
             if n:
-                rows.append({"arm": arm, "network": "returned (best search reward)" if which == "returned" else
-                             "best visited in truth", "true reward": f"{n['true_reward']:.4f}",
+                rows.append({"arm": arm, "network": label, "true reward": f"{n['true_reward']:.4f}",
                              "true accuracy": f"{n['true_accuracy']:.4f}", "rank": f"{n['rank']} of {t['networks']}",
                              "percentile": f"{n['percentile']:.1f}", "regret": f"{n['regret']:.4f}",
                              "MACs": f"{n['macs'] / 1e6:.1f}M"})

@@ -10,12 +10,16 @@ that mean.  ``verify.truth`` picks the truth (:func:`truth_table` is the one rul
 * the network it returns (its best by search reward) with its true reward and accuracy, its rank and
   percentile among ALL distinct networks of the table (by true reward; by accuracy too), and the
   regret to the table's best true reward;
+* its verified pick (``verify.top_k`` > 0): the best in truth of its top k distinct networks by search
+  reward -- the protocol of a training truth (``nas.search.verify``: the top k of each arm retrained,
+  each arm's result its best verified), with the table as the verifier;
 * the best network it visited in truth (what a perfect evaluator would have returned from the same
   candidates) and the best-so-far curves (plot ``truth_so_far.png``);
 
-the verdict (did the search's returned network beat the baseline's on the truth -- said plainly either
-way), and the evaluator's fidelity on the distinct candidates it scored: Kendall tau and Spearman rho
-of its score against the truth, next to params alone and MACs alone (``nas.stats``).
+the verdict (did the search's verified pick -- its returned network when ``top_k`` is 0 -- beat the
+baseline's on the truth, said plainly either way, and how the returned networks compare), and the
+evaluator's fidelity on the distinct candidates it scored: Kendall tau and Spearman rho of its score
+against the truth, next to params alone and MACs alone (``nas.stats``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import Genotype
+from search_spaces import Genotype, network_key
 
 from ..config import ConfigError, from_dict
 from ..cost.objective import ObjectiveConfig, reward
@@ -36,8 +40,10 @@ from ..data.tables import SHIPPED, BenchmarkTable
 from ..evaluators.outcome import Scoring
 from ..evaluators.table import cached_table, load_fitting
 from ..experiment.search import Experiment
+from ..experiment.sections import VerifyConfig
 from ..stats import kendall, spearman
 from . import results
+from .verify import top_genotypes
 
 PLOT = "truth_so_far.png"
 #: Fidelity is measured on at most this many distinct candidates (a fixed subsample above; tau is O(n^2)).
@@ -134,22 +140,53 @@ def _network(row: dict, truth: Truth) -> dict[str, Any]:
             "regret": float(truth.rewards.max()) - row["true_reward"], "macs": row["macs"]}
 
 
-def arm_truth(rows: list[dict], truth: Truth) -> dict[str, Any] | None:
-    """An arm's returned network (best by search reward), its best network in truth, and the curves."""
-    true_rows, missing = _true_rows(rows, truth)
-    if not true_rows:
-        return None
-    returned = max(true_rows, key=lambda r: (r["reward"], -r["index"]))
-    found = max(true_rows, key=lambda r: (r["true_reward"], -r["index"]))
-    curve_found, curve_returned, best, incumbent = [], [], -np.inf, None
+def _key(text: str):
+    return network_key(Genotype.from_string(text))
+
+
+def picks(true_rows: list[dict], top_k: int) -> dict[str, dict]:
+    """The rows an arm's rules pick (rows in order, each with ``true_reward``): ``returned`` (best search reward),
+    ``verified`` (``top_k`` > 0: the best true reward of the top ``top_k`` distinct networks by search reward,
+    :func:`nas.search.verify.top_genotypes`) and ``found`` (the best true reward visited).  Ties: the earliest."""
+    out = {"returned": max(true_rows, key=lambda r: (r["reward"], -r["index"])),
+           "found": max(true_rows, key=lambda r: (r["true_reward"], -r["index"]))}
+    if top_k > 0:
+        out["verified"] = max(top_genotypes(true_rows, top_k, _key), key=lambda r: (r["true_reward"], -r["index"]))
+    return out
+
+
+def _curves(true_rows: list[dict], top_k: int) -> dict[str, list[float]]:
+    """Best-so-far true reward of each pick rule after each candidate (the top k kept incrementally)."""
+    curves: dict[str, list[float]] = {"found": [], "returned": [], "verified": []}
+    best, incumbent, top = -np.inf, None, []  # top: up to top_k distinct networks, best search reward first
     for r in true_rows:
         best = max(best, r["true_reward"])
         if incumbent is None or r["reward"] > incumbent["reward"]:
             incumbent = r
-        curve_found.append(best)
-        curve_returned.append(incumbent["true_reward"])
-    return {"candidates": len(true_rows), "missing": missing, "returned": _network(returned, truth),
-            "found": _network(found, truth), "curve_found": curve_found, "curve_returned": curve_returned}
+        curves["found"].append(best)
+        curves["returned"].append(incumbent["true_reward"])
+        if top_k > 0:
+            key = _key(r["genotype"])
+            same = next((i for i, t in enumerate(top) if t[0] == key), None)
+            if same is None or r["reward"] > top[same][1]["reward"]:
+                top = [t for t in top if t[0] != key] + [(key, r)]
+                top = sorted(top, key=lambda t: (-t[1]["reward"], t[1]["index"]))[:top_k]
+            curves["verified"].append(max(t[1]["true_reward"] for t in top))
+    return curves
+
+
+def arm_truth(rows: list[dict], truth: Truth, top_k: int = 0) -> dict[str, Any] | None:
+    """An arm's returned network, its verified pick (``top_k`` > 0), its best network in truth, and the curves."""
+    true_rows, missing = _true_rows(rows, truth)
+    if not true_rows:
+        return None
+    curves = _curves(true_rows, top_k)
+    out = {"candidates": len(true_rows), "missing": missing, "top_k": top_k,
+           **{which: _network(row, truth) for which, row in picks(true_rows, top_k).items()},
+           "curve_found": curves["found"], "curve_returned": curves["returned"]}
+    if top_k > 0:
+        out["curve_verified"] = curves["verified"]
+    return out
 
 
 def fidelity(rows: list[dict], truth: Truth) -> dict[str, Any] | None:
@@ -177,13 +214,14 @@ def fidelity(rows: list[dict], truth: Truth) -> dict[str, Any] | None:
 def truth_summary(run_dir: Path, config: dict, source: str, baseline_dir: Path | None) -> dict[str, Any]:
     """Everything the report says about the truth of a run (see the module docstring)."""
     truth = truth_of_run(config, source)
+    top_k = from_dict(VerifyConfig, config.get("verify") or {}, "verify").top_k
     search_rows = results.read_trials(run_dir)
     baseline_rows = results.read_trials(baseline_dir) if baseline_dir is not None else []
     best = int(np.argmax(truth.rewards))
     return {"table": truth.table.name, "networks": len(truth.table), "seeds": _seeds(truth.table),
             "best_reward": float(truth.rewards[best]), "best_accuracy": float(truth.accuracies.max()),
-            "search": arm_truth(search_rows, truth),
-            "baseline": arm_truth(baseline_rows, truth) if baseline_dir is not None else None,
+            "top_k": top_k, "search": arm_truth(search_rows, truth, top_k),
+            "baseline": arm_truth(baseline_rows, truth, top_k) if baseline_dir is not None else None,
             "fidelity": fidelity(search_rows + baseline_rows, truth)}
 
 
@@ -191,18 +229,34 @@ def _seeds(table: BenchmarkTable) -> int:
     return max(len(record.accuracies) for _, record in table.networks())
 
 
+def _compare(s: dict, b: dict) -> str:
+    return "better" if s["true_reward"] > b["true_reward"] else ("equal" if s["true_reward"] == b["true_reward"]
+                                                                 else "worse")
+
+
 def verdict(t: dict[str, Any]) -> str:
-    """Did the search's returned network beat the baseline's on the converged truth?  Plainly, either way."""
+    """Did the search beat the baseline on the converged truth?  Plainly, either way.
+
+    The pick compared: each arm's verified pick (its best in truth of its top ``top_k`` by search score: the
+    protocol of a training truth) when the arms have one, else each arm's returned network (best by score);
+    the sentence then also says how the returned networks compare.  A tie is not a win."""
     s, b = t.get("search"), t.get("baseline")
     if s is None or b is None:
         return "no comparison on the converged truth: the search or the baseline has no candidate in the table"
-    rs, rb = s["returned"], b["returned"]
-    numbers = (f"true reward {rs['true_reward']:.4f} (rank {rs['rank']} of {t['networks']}, regret "
+    which = "verified" if s.get("verified") and b.get("verified") else "returned"
+    rs, rb = s[which], b[which]
+    how = (f"each arm's best in truth of its top {t.get('top_k')} by search score" if which == "verified" else
+           "each arm's best by search score")
+    numbers = (f"{how}: true reward {rs['true_reward']:.4f} (rank {rs['rank']} of {t['networks']}, regret "
                f"{rs['regret']:.4f}) against the baseline's {rb['true_reward']:.4f} (rank {rb['rank']}, regret "
                f"{rb['regret']:.4f})")
+    if which == "verified":
+        ns, nb = s["returned"], b["returned"]
+        numbers += (f"; returned by search score alone, the search's network ranks {ns['rank']} and the baseline's "
+                    f"{nb['rank']} (the search's is {_compare(ns, nb)})")
     if rs["true_reward"] > rb["true_reward"]:
-        return f"the search beat the equal-budget random baseline on the converged truth: {numbers}"
-    return f"the search did NOT beat the equal-budget random baseline on the converged truth: {numbers}"
+        return f"the search beat the equal-budget random baseline on the converged truth ({numbers})"
+    return f"the search did NOT beat the equal-budget random baseline on the converged truth ({numbers})"
 
 
 def _arm_line(name: str, a: dict[str, Any] | None, t: dict[str, Any]) -> list[str]:
@@ -214,6 +268,9 @@ def _arm_line(name: str, a: dict[str, Any] | None, t: dict[str, Any]) -> list[st
             f"{r['true_reward']:.4f}, accuracy {r['true_accuracy']:.4f}; rank {r['rank']} of {t['networks']} by true "
             f"reward (percentile {r['percentile']:.1f}), rank {r['accuracy_rank']} by accuracy; regret to the "
             f"table's best {r['regret']:.4f}",
+            *([f"{name} verified pick (best in truth of its top {a['top_k']} by search reward): true reward "
+               f"{a['verified']['true_reward']:.4f} (rank {a['verified']['rank']}, percentile "
+               f"{a['verified']['percentile']:.1f}, regret {a['verified']['regret']:.4f})"] if a.get("verified") else []),
             f"{name} best visited in truth: true reward {f['true_reward']:.4f} (rank {f['rank']}, percentile "
             f"{f['percentile']:.1f}), candidate {f['index'] + 1}"]
 
@@ -249,6 +306,9 @@ def plot_truth(path: Path, t: dict[str, Any]) -> None:
         x = range(1, len(a["curve_found"]) + 1)
         ax.plot(x, a["curve_found"], color=color, label=f"{name}: best visited (true reward)")
         ax.plot(x, a["curve_returned"], "--", color=color, label=f"{name}: returned by search score")
+        if a.get("curve_verified"):
+            ax.plot(x, a["curve_verified"], "-.", color=color, lw=1.0,
+                    label=f"{name}: best of its top {a['top_k']} by score (verified)")
     ax.axhline(t["best_reward"], color="k", lw=0.8, ls=":", label=f"table's best ({t['table']})")
     ax.set_xlabel("candidates scored")
     ax.set_ylabel("true reward (converged table mean)")
@@ -259,5 +319,5 @@ def plot_truth(path: Path, t: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-__all__ = ["FIDELITY_MAX", "PLOT", "Truth", "arm_truth", "check_truth", "fidelity", "load_truth", "plot_truth",
-           "shipped_table_of", "truth_lines", "truth_summary", "truth_table", "verdict"]
+__all__ = ["FIDELITY_MAX", "PLOT", "Truth", "arm_truth", "check_truth", "fidelity", "load_truth", "picks",
+           "plot_truth", "shipped_table_of", "truth_lines", "truth_summary", "truth_table", "verdict"]
