@@ -92,3 +92,25 @@ def test_the_controllers_no_repeat_rule_uses_the_network_the_evaluator_scores(tm
                         objective={"cost": "macs", "target": 57.6e6, "w": -0.07})
     g = table.search_space.decode([0] * 8)
     assert table.network_key(g) == network_key(g) and build_controller(table).key(g) == network_key(g)
+
+
+def test_the_verification_plan_trains_a_network_once_across_arms_and_the_reference(tmp_path):
+    """Both arms' best and the reference can be aliases of one network (other strings): one entry, all roles."""
+    import json
+
+    from nas.search.verify import verification_plan
+
+    one, two = _tiny_pair()
+    third = get_space("tiny").sample(__import__("numpy").random.default_rng(3))
+    (tmp_path / "baseline").mkdir()
+    for folder, rows in ((tmp_path, [_row(0, one, 0.9), _row(1, third, 0.5)]),
+                         (tmp_path / "baseline", [_row(0, two, 0.8)])):
+        (folder / "trials.jsonl").write_text("".join(json.dumps({**r, "trial_id": str(r["index"])}) + "\n"
+                                                     for r in rows))
+    key = ProxyConfig(depth=0.5).network_key
+    plan = verification_plan(tmp_path, 1, one.to_string(), key)
+    assert len(plan) == 1 and plan[0]["genotype"] == one.to_string(), plan
+    assert plan[0]["roles"] == ["search #1", "baseline #1", "reference"]
+    assert plan[0]["search_reward"] == {"search": 0.9, "baseline": 0.8} and plan[0]["name"] == one.to_string()
+    by_string = verification_plan(tmp_path, 1, None)
+    assert [e["genotype"] for e in by_string] == [one.to_string(), two.to_string()]  # no key: strings differ

@@ -74,24 +74,25 @@ def verification_plan(run_dir: Path, top_k: int, reference: str | None,
                       key: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
     """Genotypes to verify, in order, with their roles: ``search #i``, ``baseline #i``, ``reference``.
 
-    With ``key`` two genotypes of one network are one candidate (see :func:`top_genotypes`)."""
+    With ``key`` two genotypes of one network are one candidate (see :func:`top_genotypes`), across the arms
+    and the reference too: a network both arms found, or the reference itself, is trained once."""
     from search_spaces import resolve_genotype
 
-    plan: dict[str, dict] = {}
+    plan: dict[Any, dict] = {}
+    network = key or (lambda text: text)
 
-    def add(genotype: str, role: str, search_reward: float | None) -> None:
-        entry = plan.setdefault(genotype, {"genotype": genotype, "roles": [], "search_reward": {}})
+    def add(genotype: str, role: str, search_reward: float | None) -> dict:
+        entry = plan.setdefault(network(genotype), {"genotype": genotype, "roles": [], "search_reward": {}})
         entry["roles"].append(role)
         if search_reward is not None:
             entry["search_reward"][role.split(" ")[0]] = search_reward
+        return entry
 
     for arm, folder in (("search", Path(run_dir)), ("baseline", Path(run_dir) / BASELINE_DIR)):
         for i, row in enumerate(top_genotypes(results.read_trials(folder), top_k, key), 1):
             add(row["genotype"], f"{arm} #{i}", row["reward"])
     if reference is not None:
-        text = resolve_genotype(reference).to_string()
-        add(text, "reference", None)
-        plan[text]["name"] = reference
+        add(resolve_genotype(reference).to_string(), "reference", None)["name"] = reference
     return list(plan.values())
 
 
