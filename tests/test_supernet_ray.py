@@ -26,12 +26,13 @@ def local_ray():
 
 
 def test_two_workers_train_different_shards_to_identical_weights(tmp_path, local_ray):
+    """Epoch 1 one-shot, then (``few_shot: 1``) split into sub-supernets: both stay in step across workers."""
     from nas.ray.supernet import train_distributed
 
     exp = load_supernet_experiment(data={
         "space": "tiny", "data": {"kind": "builtin", "holdout": 100, "train_limit": 256},
         "proxy": {"resolution": 32, "stem_stride": 2, "width": 0.25, "depth": 0.5, "device": "cpu"},
-        "supernet": {"epochs": 2, "batch_size": 64, "calib_batches": 1, "calib_batch_size": 64},
+        "supernet": {"epochs": 2, "batch_size": 64, "calib_batches": 1, "calib_batch_size": 64, "few_shot": 1},
         "output": {"dir": str(tmp_path), "name": "ddp"}})
     summary = train_distributed(exp, workers=2)
     sockets = listening(process_tree(os.getpid()))  # the local Ray and what Ray Train started in it
@@ -39,6 +40,7 @@ def test_two_workers_train_different_shards_to_identical_weights(tmp_path, local
     assert summary.epochs == 2 and [h["epoch"] for h in summary.history] == [1, 2]
     meta = read_checkpoint(exp.checkpoint_path)["meta"]
     assert meta["world_size"] == 2 and meta["epoch"] == 2
+    assert meta["split"] == {"decision": 0, "parts": 4}  # the tiny space's b1_op: 4 options
     records = [json.loads((exp.run_dir / "workers" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in records] == [0, 1] and all(r["world_size"] == 2 for r in records)
     a, b = (set(r["last_epoch_indices"]) for r in records)
