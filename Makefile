@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 # `make search`: train a small supernet of the nas-bench-macro space on the built-in CIFAR-10 images
-# (experiments/supernet_macro.yaml), then run evolution and the equal-budget random baseline on it, every candidate
-# of both verified against the converged NAS-Bench-Macro table (experiments/quickstart.yaml): report.md says whether
-# the search beat random on that truth (rank, percentile, regret of both) and how well the supernet ranked.
+# (experiments/supernet_macro.yaml), then run the bayes controller and the equal-budget random baseline on it, every
+# candidate of both verified against the converged NAS-Bench-Macro table (experiments/quickstart.yaml): report.md says
+# whether the search beat random on that truth (rank, percentile, regret of both) and how well the supernet ranked;
+# bench/discovery.py asks the same over many seeds.
 # Each `make search` starts a new pair of run dirs, runs/quickstart-<time> (search, baseline/, report.md) and
 # runs/quickstart-<time>-supernet; continue an interrupted one with
 # `nas supernet train runs/quickstart-<time>-supernet --resume` / `nas search runs/quickstart-<time> --resume`.

@@ -158,5 +158,7 @@ def test_a_table_search_end_to_end_through_the_cli(tmp_path, capsys):
     assert "## Verification against the converged truth" in report and "| MACs alone |" in report
     assert "verified pick (best in truth of its top 3 by search reward)" in report
     assert (run / "truth_so_far.png").is_file() and "standalone proxy training" not in report
+    assert (run / "truth_vs_search.png").is_file() and "truth_vs_search.png" in report
+    assert not (run / "verified_vs_search.png").exists() and "verified_vs_search.png" not in report  # no empty plots
     assert main(["results", str(run)]) == 0
     assert verdict(t) in capsys.readouterr().out

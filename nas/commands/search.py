@@ -42,11 +42,15 @@ def run(args: argparse.Namespace) -> int:
     experiment, changed, info = prepare(args)
     from nas.search.resume import describe
     from nas.search.stages import run_pipeline
+    from nas.search.truth import truth_table
 
     e = experiment
+    table = truth_table(e)
+    pick = f"the best in truth of its top {e.verify.top_k} by score" if e.verify.top_k else "its best by score"
+    verify = (f"verify every candidate against table {table} (each arm's pick: {pick})" if table else
+              f"verify top {e.verify.top_k} x seeds {list(e.verify.seeds)}")
     print(f"search: space {e.search_space.name}, controller {e.controller.name}, evaluator {e.evaluator.kind}, "
-          f"{e.budget.samples} candidates; baseline {e.baseline}; verify top {e.verify.top_k} x seeds "
-          f"{list(e.verify.seeds)} -> {e.run_dir}", flush=True)
+          f"{e.budget.samples} candidates; baseline {e.baseline}; {verify} -> {e.run_dir}", flush=True)
     if info.description:
         print(f"evaluator: {info.description}", flush=True)
     if changed:

@@ -8,8 +8,9 @@ Plots (PNG, matplotlib Agg):
   it during the search (e.g. a supernet's inherited weights), with their fronts; right, the verified
   genotypes and the reference (b0) at their mean accuracy trained from scratch;
 * ``verified_vs_search.png``: verified reward (mean, min-max over seeds) against search reward;
-* ``truth_so_far.png`` (a run verified against a converged table, ``nas.search.truth``): best-so-far TRUE
-  reward against candidates, both arms.
+* ``truth_so_far.png`` and ``truth_vs_search.png`` (a run verified against a converged table,
+  ``nas.search.truth``, instead of the two verification plots above): best-so-far TRUE reward against
+  candidates, both arms; true reward against search reward, every candidate, each arm's picks marked.
 
 Warnings: what made a stage's scores meaningless (``nas.search.session.meaningless``: every score at chance
 level, or a spread below the evaluator's own noise), as the session wrote them into its state, and the
@@ -157,7 +158,7 @@ def write_report(run_dir: Path, header: str = "") -> dict[str, Any]:
                 "Search reward: the evaluator's score during the search (supernet: inherited weights + BN "
                 "recalibration; proxy: one short training).  Verified reward: the same genotype retrained from "
                 "scratch with the proxy recipe, one run per seed.", ""]),
-            "## Plots", "", *[f"![{p}]({p})" for p in PLOTS], ""]
+            "## Plots", "", *[f"![{p}]({p})" for p in _plot_names(s)], ""]
     if best:
         text += ["## Best genotype of the search (by search reward)", "", f"`{best['genotype']}`", ""]
     atomic_write(run_dir / REPORT, "\n".join(text))
@@ -169,9 +170,10 @@ def _truth_section(run_dir: Path, s: dict[str, Any]) -> list[str]:
     t = s.get("truth")
     if not t:
         return []
-    from .truth import PLOT, plot_truth
+    from .truth import PLOT, SCATTER, plot_truth, plot_truth_vs_search
 
     plot_truth(run_dir / PLOT, t)
+    plot_truth_vs_search(run_dir / SCATTER, t)
     rows = []
     for arm in ("search", "baseline"):
         for which, label in (("returned", "returned (best search reward)"),
@@ -195,7 +197,7 @@ def _truth_section(run_dir: Path, s: dict[str, Any]) -> list[str]:
             f"Evaluator fidelity on the {fid['n']} distinct candidates it scored (against the table's mean):" if fid
             else "Evaluator fidelity: too few candidates.", "",
             _md_table(fid_rows, ["predictor", "tau (accuracy)", "rho (accuracy)", "tau (reward)", "rho (reward)"])
-            if fid_rows else "", f"![{PLOT}]({PLOT})", ""]
+            if fid_rows else "", f"![{PLOT}]({PLOT})", f"![{SCATTER}]({SCATTER})", ""]
 
 
 def _finish(plt, fig, ax, path: Path | None, xlabel: str, ylabel: str, legend_size: int | None = None) -> None:
@@ -222,8 +224,15 @@ def _plots(run_dir: Path, s: dict[str, Any]) -> None:
 
     arms = [("search", s["search"], "C0"), ("baseline (random)", s["baseline"], "C1")]
     _best_so_far(plt, run_dir / PLOTS[0], arms)
+    if s.get("truth"):  # no training verification: the truth section has its own plots
+        return
     _pareto_verified(plt, run_dir / PLOTS[1], arms, s)
     _verified_vs_search(plt, run_dir / PLOTS[2], s["table"])
+
+
+def _plot_names(s: dict[str, Any]) -> tuple[str, ...]:
+    """The plots of the Plots section: with a table truth, the training-verification plots are not drawn."""
+    return PLOTS[:1] if s.get("truth") else PLOTS
 
 
 def _best_so_far(plt, path: Path, arms: list) -> None:

@@ -46,6 +46,7 @@ from . import results
 from .verify import top_genotypes
 
 PLOT = "truth_so_far.png"
+SCATTER = "truth_vs_search.png"
 #: Fidelity is measured on at most this many distinct candidates (a fixed subsample above; tau is O(n^2)).
 FIDELITY_MAX = 2000
 
@@ -183,7 +184,8 @@ def arm_truth(rows: list[dict], truth: Truth, top_k: int = 0) -> dict[str, Any] 
     curves = _curves(true_rows, top_k)
     out = {"candidates": len(true_rows), "missing": missing, "top_k": top_k,
            **{which: _network(row, truth) for which, row in picks(true_rows, top_k).items()},
-           "curve_found": curves["found"], "curve_returned": curves["returned"]}
+           "curve_found": curves["found"], "curve_returned": curves["returned"],
+           "points": [(r["reward"], r["true_reward"]) for r in true_rows]}
     if top_k > 0:
         out["curve_verified"] = curves["verified"]
     return out
@@ -319,5 +321,38 @@ def plot_truth(path: Path, t: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-__all__ = ["FIDELITY_MAX", "PLOT", "Truth", "arm_truth", "check_truth", "fidelity", "load_truth", "picks",
-           "plot_truth", "shipped_table_of", "truth_lines", "truth_summary", "truth_table", "verdict"]
+def plot_truth_vs_search(path: Path, t: dict[str, Any]) -> None:
+    """TRUE reward against search reward, every candidate of both arms; each arm's returned network and pick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.6), dpi=100)
+    for name, color in (("search", "C0"), ("baseline", "C1")):
+        a = t.get(name)
+        if not a:
+            continue
+        x, y = zip(*a["points"])
+        ax.scatter(x, y, s=7, alpha=0.35, color=color, label=f"{name} candidates")
+        for which, marker in (("returned", "o"), ("verified", "*")):
+            n = a.get(which)
+            if n:
+                ax.scatter([n["search_reward"]], [n["true_reward"]], s=150, marker=marker, color=color,
+                           edgecolors="k", label=f"{name}: {which} (rank {n['rank']})")
+    fid = (t.get("fidelity") or {}).get("rows", {}).get("search score")
+    if fid:
+        ax.set_title(f"search score against the converged truth: Kendall tau {fid['reward'][0]:+.2f} on the reward",
+                     fontsize=9)
+    ax.axhline(t["best_reward"], color="k", lw=0.8, ls=":", label=f"table's best ({t['table']})")
+    ax.set_xlabel("search reward (the evaluator's score)")
+    ax.set_ylabel("true reward (converged table mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+__all__ = ["FIDELITY_MAX", "PLOT", "SCATTER", "Truth", "arm_truth", "check_truth", "fidelity", "load_truth", "picks",
+           "plot_truth", "plot_truth_vs_search", "shipped_table_of", "truth_lines", "truth_summary", "truth_table", "verdict"]
