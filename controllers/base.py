@@ -222,6 +222,16 @@ class Controller(abc.ABC):
         """(genotype, reward) of the best successful trial told so far, or None."""
         return self._best
 
+    def recommend(self) -> Genotype | None:
+        """The genotype this controller recommends as the search's result, or None before a successful result.
+
+        The base rule is the best told result (:attr:`best`).  Under a noisy evaluator the best told value is
+        biased up (the maximum of many noisy draws), so a model-based controller may recommend by its model
+        instead (``bayes``: the told network of highest posterior mean).  Always a genotype that was told or
+        added with a successful result; it never changes the controller's state or its proposals.
+        """
+        return None if self._best is None else self._best[0]
+
     def stats(self) -> dict[str, float]:
         """Numbers for logging: counts, best reward, and the controller's own."""
         out: dict[str, float] = {

@@ -106,6 +106,20 @@ class TestConformance:
         for _ in range(5):  # still proposing after failures
             space.validate(controller.ask())
 
+    def test_recommendation_is_a_told_success_and_changes_nothing(self, name, space):
+        controller = build(name, space, seed=1)
+        assert controller.recommend() is None
+        rewards = {}
+        for i in range(12):
+            g = controller.ask()
+            rewards[g] = None if i % 4 == 0 else toy_reward(space, g)
+            controller.tell(g, rewards[g])
+        before = controller.state_dict()
+        pick = controller.recommend()
+        assert rewards.get(pick) is not None and controller.state_dict() == before
+        if name != "bayes":  # the base rule; bayes's default is the same (test_controller_bayes covers its option)
+            assert pick == controller.best[0]
+
     def test_all_failed_then_recovers(self, name, space):
         controller = build(name, space)
         for _ in range(8):
@@ -127,6 +141,7 @@ class TestConformance:
         b.load_state_dict(state)
         assert b.num_pending == 2 and b.stats() == pytest.approx(a.stats(), nan_ok=True)
         assert b.stats()["enqueued"] == 2 and b.stats()["evaluated_unique"] == 14 and b.stats()["added"] == 1
+        assert b.recommend() == a.recommend() is not None
         for c in (a, b):
             for g in reversed(open_asks):
                 c.tell(g, toy_reward(space, g))
