@@ -572,6 +572,27 @@ def test_evolution_is_sized_by_the_budget(budget, population, sample):
     assert (pinned.population_size, pinned.tournament_size, pinned.warmup_size) == (40, 10, 10)
 
 
+def test_a_run_saved_with_the_old_evolution_defaults_resumes_with_them():
+    """Issue 20: old runs recorded population=64, sample=16; unset (budget-sized) settings adopt them."""
+    space = get_space("tiny")
+    old = make_controller("evolution", space, seed=2, settings={"population": 64, "sample": 16})
+    drive(old, space, 70)
+    state = json.loads(json.dumps(old.state_dict()))
+    state["settings"]["warmup"] = None  # as the old version saved it
+    resumed = make_controller("evolution", space, seed=0, budget=100)  # would be 16/4 by itself
+    assert (resumed.population_size, resumed.tournament_size) == (16, 4)
+    resumed.load_state_dict(state)
+    assert (resumed.population_size, resumed.tournament_size, resumed.warmup_size) == (64, 16, 64)
+    assert (resumed.settings.population, resumed.settings.sample) == (64, 16)
+    assert drive(resumed, space, 10) == drive(old, space, 10)
+    explicit = make_controller("evolution", space, settings={"population": 32}, budget=100)
+    with pytest.raises(ValueError, match=r"saved with settings population=64, this controller has population=32"):
+        explicit.load_state_dict(state)
+    same = make_controller("evolution", space, settings={"population": 64, "sample": 16}, budget=100)
+    same.load_state_dict(state)  # explicit and equal: fine
+    assert same.tournament_size == 16
+
+
 def test_evolution_warmup_setting():
     space = get_space("tiny")
     c = RegularizedEvolution(space, settings=EvolutionSettings(population=10, sample=2, warmup=2))
