@@ -17,6 +17,9 @@ caller).  The interface is the one Optuna and Ray's Searchers wrap:
   included, so a controller restored into a fresh instance makes exactly the
   proposals the original would have made.
 * ``stats() -> dict[str, float]``: numbers for logging (TensorBoard).
+* ``recommend() -> Genotype | None``: the search's result, a told genotype: the best told by default;
+  ``bayes`` can recommend by its model (``recommend: posterior_mean``).  A search records it in
+  ``best.yaml`` under ``recommended``.
 * ``enqueue(genotypes)``: warm start (Optuna's ``enqueue_trial``, Ray's
   ``points_to_evaluate``): the next asks return these genotypes, in order,
   before the controller proposes its own (e.g. evaluate EfficientNet-B0 first).
