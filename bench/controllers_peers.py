@@ -1,8 +1,9 @@
 """The table bench's landscape and searchers: effnas controllers, Optuna TPE, nevergrad NGOpt, uniform order statistics.
 
 Bench-only: Optuna and nevergrad come with the ``[bench]`` extra (``pip install -e '.[bench]'``); the
-library never imports them.  Every searcher is a function ``(landscape, objective, seed, budget) ->
-Run`` that asks and tells one sample at a time; one sample = one table lookup.
+library never imports them.  Every searcher is a function ``(landscape, objective, seed, budget, checkpoints) ->
+Run`` that asks and tells one sample at a time (one sample = one table lookup) and records, after each
+checkpoint's number of samples, the network it reports as its best by its own rule.
 """
 
 from __future__ import annotations
@@ -70,6 +71,30 @@ class Run:
     networks: list = field(default_factory=list)   # network index per sample
     observed: list = field(default_factory=list)   # value the searcher was told
     seconds: float = 0.0                            # time spent in the searcher (ask + tell)
+    recommended: dict = field(default_factory=dict)  # budget -> network the searcher reports as its best
+    alternative: dict = field(default_factory=dict)  # budget -> bayes's posterior-mean recommendation
+
+
+def _search(land: Landscape, objective: str, seed: int, budget: int, checkpoints, ask, tell, recommend,
+            alternative=None) -> Run:
+    """One timed ask/tell loop of ``budget`` samples; ``recommend()`` (the searcher's own reported best, as
+    decision codes) and ``alternative()`` (another rule, if given) are read after each of ``checkpoints``
+    samples (not timed)."""
+    rng = np.random.default_rng([seed, 7])
+    run = Run()
+    for i in range(budget):
+        start = time.perf_counter()
+        handle, codes = ask()
+        run.seconds += time.perf_counter() - start
+        value = _record(run, land, objective, codes, rng)
+        start = time.perf_counter()
+        tell(handle, value)
+        run.seconds += time.perf_counter() - start
+        if i + 1 in checkpoints:
+            run.recommended[i + 1] = land.network_of[tuple(int(v) for v in recommend())]
+            if alternative is not None:
+                run.alternative[i + 1] = land.network_of[tuple(int(v) for v in alternative())]
+    return run
 
 
 def _record(run: Run, land: Landscape, objective: str, codes, rng) -> float:
@@ -82,61 +107,55 @@ def _record(run: Run, land: Landscape, objective: str, codes, rng) -> float:
     return value
 
 
-def run_effnas(name: str, settings: dict, land: Landscape, objective: str, seed: int, budget: int) -> Run:
+def run_effnas(name: str, settings: dict, land: Landscape, objective: str, seed: int, budget: int,
+               checkpoints=()) -> Run:
+    """An effnas controller; its reported best is ``controller.recommend()`` (for bayes also the
+    ``posterior_best()`` of the same run: a recommendation never changes the proposals)."""
     from controllers import make_controller
 
     controller = make_controller(name, land.space, seed=seed, settings=settings or None, budget=budget)
-    rng = np.random.default_rng([seed, 7])
-    run = Run()
-    for _ in range(budget):
-        start = time.perf_counter()
+
+    def ask():
         genotype = controller.ask()
-        codes = land.space.encode(genotype)
-        run.seconds += time.perf_counter() - start
-        value = _record(run, land, objective, codes, rng)
-        start = time.perf_counter()
-        controller.tell(genotype, value)
-        run.seconds += time.perf_counter() - start
-    return run
+        return genotype, land.space.encode(genotype)
+
+    alternative = getattr(controller, "posterior_best", None)
+    return _search(land, objective, seed, budget, checkpoints, ask, controller.tell,
+                   lambda: land.space.encode(controller.recommend()),
+                   alternative and (lambda: land.space.encode(alternative())))
 
 
-def run_tpe(land: Landscape, objective: str, seed: int, budget: int) -> Run:
+def run_tpe(land: Landscape, objective: str, seed: int, budget: int, checkpoints=()) -> Run:
+    """Optuna's TPE; its reported best is ``study.best_trial``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(multivariate=True, seed=seed))
-    rng = np.random.default_rng([seed, 7])
-    run = Run()
-    names = land.space.decision_names
-    for _ in range(budget):
-        start = time.perf_counter()
+    names, sizes = land.space.decision_names, land.space.decision_sizes
+
+    def ask():
         trial = study.ask()
-        codes = [trial.suggest_categorical(n, list(range(s))) for n, s in zip(names, land.space.decision_sizes)]
-        run.seconds += time.perf_counter() - start
-        value = _record(run, land, objective, codes, rng)
-        start = time.perf_counter()
-        study.tell(trial, value)
-        run.seconds += time.perf_counter() - start
-    return run
+        return trial, [trial.suggest_categorical(n, list(range(s))) for n, s in zip(names, sizes)]
+
+    return _search(land, objective, seed, budget, checkpoints, ask, study.tell,
+                   lambda: [study.best_trial.params[n] for n in names])
 
 
-def run_ngopt(land: Landscape, objective: str, seed: int, budget: int) -> Run:
+def run_ngopt(land: Landscape, objective: str, seed: int, budget: int, checkpoints=()) -> Run:
+    """nevergrad's NGOpt (told the budget); its reported best is ``optimizer.provide_recommendation()``."""
     import nevergrad as ng
 
     param = ng.p.Tuple(*[ng.p.Choice(list(range(s)), deterministic=True) for s in land.space.decision_sizes])
     param.random_state = np.random.RandomState(seed)
     optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget, num_workers=1)
-    rng = np.random.default_rng([seed, 7])
-    run = Run()
-    for _ in range(budget):
-        start = time.perf_counter()
+
+    def ask():
         candidate = optimizer.ask()
-        run.seconds += time.perf_counter() - start
-        value = _record(run, land, objective, candidate.value, rng)
-        start = time.perf_counter()
-        optimizer.tell(candidate, -value)  # nevergrad minimises
-        run.seconds += time.perf_counter() - start
-    return run
+        return candidate, candidate.value
+
+    return _search(land, objective, seed, budget, checkpoints, ask,
+                   lambda candidate, value: optimizer.tell(candidate, -value),  # nevergrad minimises
+                   lambda: optimizer.provide_recommendation().value)
 
 
 def uniform_order_statistics(land: Landscape, objective: str, budgets: list[int], tops: list[int]) -> dict:

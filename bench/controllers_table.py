@@ -14,13 +14,16 @@ once at the largest budget, read at each prefix.  Peers in the same run: Optuna'
 (``multivariate=True``, otherwise defaults), nevergrad's NGOpt over deterministic choices (told the
 budget), and the exact order statistics of uniform sampling without repeats.
 
-Printed per objective: the median true value of the reported best (the best the searcher was told)
-at each budget; samples to the first network of the table's top 1% / top 0.1% (median over seeds;
+Printed per objective: the median true value of the reported best at each budget -- each searcher's
+own rule: ``recommend()`` of an effnas controller (by default the best told), TPE's ``best_trial``, NGOpt's
+``provide_recommendation()``; ``bayes`` is also shown reporting the told network of highest posterior mean
+(its ``recommend: posterior_mean`` setting, read from the same runs); samples to the first network of the table's top 1% / top 0.1% (median over seeds;
 ``>B`` when fewer than half reach it; the share of seeds reaching it by the largest budget); the share
 of seeds that find the single best network and whose reported best is in the true top 1%, by the
 largest budget; proposals that repeat a genotype or an alias of a network already sampled; the
 searcher's own time per sample; then the ratio of each controller's median samples to top 1% to TPE's;
-last, each effnas controller's time per ask after 1,000 told results on the MnasNet space.
+last, each effnas controller's time per ask (every bayes setting) after 1,000 told results on the MnasNet
+space, and the time of one posterior-mean recommendation.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bench.controllers_peers import (OBJECTIVES, Landscape, Run, run_effnas, run
 
 PEERS = ("tpe", "ngopt")
 BUDGET_AWARE = ("evolution", "ngopt")
+MODEL_RECOMMENDS = ("bayes",)  # also shown reporting its posterior-mean recommendation (same runs)
 _LAND: Landscape | None = None
 
 
@@ -71,23 +75,24 @@ def _value(text: str):
 
 
 def one_run(job: tuple) -> tuple:
-    label, name, settings, objective, seed, budget = job
+    label, name, settings, objective, seed, budget, budgets = job
     land = _land()
+    checkpoints = {b for b in budgets if b <= budget}
     if name == "tpe":
-        run = run_tpe(land, objective, seed, budget)
+        run = run_tpe(land, objective, seed, budget, checkpoints)
     elif name == "ngopt":
-        run = run_ngopt(land, objective, seed, budget)
+        run = run_ngopt(land, objective, seed, budget, checkpoints)
     else:
-        run = run_effnas(name, settings, land, objective, seed, budget)
+        run = run_effnas(name, settings, land, objective, seed, budget, checkpoints)
     return job, run
 
 
-def metrics(run: Run, truth: np.ndarray, budget: int, thresholds: dict) -> dict:
-    """Of the first ``budget`` samples of a run."""
-    observed = np.asarray(run.observed[:budget])
+def metrics(run: Run, truth: np.ndarray, budget: int, thresholds: dict, alternative: bool = False) -> dict:
+    """Of the first ``budget`` samples of a run; the reported best is the searcher's own recommendation, or
+    with ``alternative`` bayes's posterior-mean recommendation."""
     networks = np.asarray(run.networks[:budget])
     values = truth[networks]
-    reported = float(values[int(np.argmax(observed))])
+    reported = float(truth[(run.alternative if alternative else run.recommended)[budget]])
     out = {"reported": reported, "seconds": run.seconds / len(run.observed)}
     for label, threshold in thresholds.items():
         hits = np.nonzero(values >= threshold)[0]
@@ -132,15 +137,20 @@ def report(objective: str, land: Landscape, specs: list, results: dict, seeds: l
     print(f"| uniform, no repeats (exact) | {' | '.join(cells)} | {to[0]} | {to[1]} | "
           f"{100 * uni['to_top'][1][1]:.0f}% | - | 0 | 0 | - |")
     medians = {}
-    for label, name, _ in specs:
+    rows = [(label, name, False) for label, name, _ in specs]
+    rows += [(label, name, True) for label, name, _ in specs if name in MODEL_RECOMMENDS]
+    for label, name, alternative in rows:
         per_budget = {b: [] for b in budgets}
         for seed in seeds:
             for b in budgets:
                 run = results[(label, objective, seed, b if name in BUDGET_AWARE else big)]
-                per_budget[b].append(metrics(run, truth, b, thresholds))
+                per_budget[b].append(metrics(run, truth, b, thresholds, alternative))
         last = per_budget[big]
+        if alternative:
+            label = f"{label}, reporting recommend: posterior_mean"
         cells = [f"{np.median([m['reported'] for m in per_budget[b]]) * scale:.2f}" for b in budgets]
-        medians[label] = float(np.median([m["top1"] for m in last]))
+        if not alternative:  # samples to the top 1% do not depend on the reporting rule
+            medians[label] = float(np.median([m["top1"] for m in last]))
         print(f"| {label} | {' | '.join(cells)} | {_median_samples([m['top1'] for m in last], big)} | "
               f"{_median_samples([m['top01'] for m in last], big)} | "
               f"{100 * np.mean([math.isfinite(m['best']) for m in last]):.0f}% | "
@@ -152,13 +162,16 @@ def report(objective: str, land: Landscape, specs: list, results: dict, seeds: l
         print(f"median samples to top 1%, ratio to TPE (same run; < 1 is fewer): {ratios}")
 
 
-def ask_cost(told: int = 1000, asks: int = 20) -> None:
-    """Median ms per ask of each effnas controller after ``told`` results, on the MnasNet space (42 decisions)."""
+def ask_cost(told: int = 1000, asks: int = 40) -> None:
+    """ms per ask of each effnas controller (every bayes setting) after ``told`` results, on the MnasNet space
+    (42 decisions): median, mean and max of ``asks`` asks, each after a tell (so a lazily refit posterior shows
+    in the mean and max); then bayes's ``posterior_mean`` recommendation at ``told`` results."""
     from controllers import list_controllers, make_controller
     from search_spaces import get_space
 
     space = get_space("mnasnet")
     line = []
+    bayes = None
     for label, name, settings in [(n, n, {}) for n in list_controllers()] + [
             ("bayes:interactions=adjacent", "bayes", {"interactions": "adjacent"})]:
         controller = make_controller(name, space, seed=0, settings=settings or None, budget=told + asks)
@@ -172,8 +185,14 @@ def ask_cost(told: int = 1000, asks: int = 20) -> None:
             g = controller.ask()
             times.append(time.perf_counter() - start)
             controller.tell(g, float(rng.random()))
-        line.append(f"{label} {1e3 * np.median(times):.1f}")
-    print(f"\nms per ask after {told} told results, MnasNet space (median of {asks}): " + ", ".join(line))
+        line.append(f"{label} {1e3 * np.median(times):.1f}/{1e3 * np.mean(times):.1f}/{1e3 * np.max(times):.1f}")
+        bayes = controller if name == "bayes" else bayes
+    start = time.perf_counter()
+    bayes.posterior_best()
+    print(f"\nms per ask after {told} told results, MnasNet space (median/mean/max of {asks}, load "
+          f"{os.getloadavg()[0]:.1f}): " + ", ".join(line))
+    print(f"bayes recommend: posterior_mean at {told + asks} told results: "
+          f"{1e3 * (time.perf_counter() - start):.0f} ms (once per recommendation, not per ask)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 for o in objectives}
     jobs = [(label, name, settings, o, seed, b) for label, name, settings in specs for o in objectives
             for seed in seeds_of[o] for b in (budgets if name in BUDGET_AWARE else [max(budgets)])]
+    jobs = [job + (budgets,) for job in jobs]
     start = time.perf_counter()
     if args.workers > 1:
         with Pool(args.workers) as pool:

@@ -17,6 +17,9 @@ caller).  The interface is the one Optuna and Ray's Searchers wrap:
   included, so a controller restored into a fresh instance makes exactly the
   proposals the original would have made.
 * ``stats() -> dict[str, float]``: numbers for logging (TensorBoard).
+* ``recommend() -> Genotype | None``: the search's result, a told genotype: the best told by default;
+  ``bayes`` can recommend by its model (``recommend: posterior_mean``).  A search records it in
+  ``best.yaml`` under ``recommended``.
 * ``enqueue(genotypes)``: warm start (Optuna's ``enqueue_trial``, Ray's
   ``points_to_evaluate``): the next asks return these genotypes, in order,
   before the controller proposes its own (e.g. evaluate EfficientNet-B0 first).
@@ -222,6 +225,16 @@ class Controller(abc.ABC):
         """(genotype, reward) of the best successful trial told so far, or None."""
         return self._best
 
+    def recommend(self) -> Genotype | None:
+        """The genotype this controller recommends as the search's result, or None before a successful result.
+
+        The base rule is the best told result (:attr:`best`).  Under a noisy evaluator the best told value is
+        biased up (the maximum of many noisy draws), so a model-based controller may recommend by its model
+        instead (``bayes``: the told network of highest posterior mean).  Always a genotype that was told or
+        added with a successful result; it never changes the controller's state or its proposals.
+        """
+        return None if self._best is None else self._best[0]
+
     def stats(self) -> dict[str, float]:
         """Numbers for logging: counts, best reward, and the controller's own."""
         out: dict[str, float] = {
@@ -261,7 +274,12 @@ class Controller(abc.ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a ``state_dict()`` of the same controller, space and settings."""
+        """Restore a ``state_dict()`` of the same controller, space and settings.
+
+        A setting left unset here (None: derived, e.g. evolution's budget-sized population) takes the saved
+        value, so a run saved with other defaults resumes as it ran; a setting given here that differs from
+        the saved one is a ValueError naming it.
+        """
         if not isinstance(state, dict) or "controller" not in state:
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict from state_dict(), "
                              f"got {type(state).__name__}")
@@ -276,15 +294,12 @@ class Controller(abc.ABC):
             raise ValueError(f"the state is of search space {state['space']['name']!r} with decision sizes {sizes}, "
                              f"this controller searches {self.space.name!r} ({self.space.decision_sizes}); "
                              "restore into a controller built on the same space")
-        mine = dataclasses.asdict(self.settings)
-        saved = dict(state["settings"])
-        if state["format"] == 1:  # saved before ProposalSettings existed: its defaults applied then
-            saved = {**dataclasses.asdict(ProposalSettings()), **saved}
-        diff = [k for k in mine if lists_for_tuples(mine[k]) != lists_for_tuples(saved.get(k))]
-        if diff or set(saved) - set(mine):
-            key = diff[0] if diff else sorted(set(saved) - set(mine))[0]
-            raise ValueError(f"the state was saved with settings {key}={saved.get(key)!r}, this controller has "
-                             f"{key}={mine.get(key)!r}; build the controller with the saved settings")
+        adopted = self._saved_settings(state)
+        if adopted:
+            self.settings = dataclasses.replace(self.settings, **adopted)
+            self._settings_adopted()
+            logger.info("%s: resuming with the saved settings %s (not set here)", self.name,
+                        ", ".join(f"{k}={v!r}" for k, v in adopted.items()))
         self.seed = int(state["seed"])
         self._rng = np.random.default_rng(self.seed)
         self._rng.bit_generator.state = copy_plain(state["rng"])
@@ -311,6 +326,22 @@ class Controller(abc.ABC):
             int(proposals.get(k, 0)) for k in ("added", "resampled", "neighbours", "repeats", "from_queue"))
         self._aliases = int(proposals.get("aliases", 0))
         self._load_core_state(state["core"])
+
+    def _saved_settings(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The saved settings to adopt: those left unset here (None, e.g. evolution's budget-sized population)
+        that the state has a value for (a run saved by an older version recorded population=64, sample=16).
+        Any other difference, or a setting this version does not know, is a ValueError."""
+        mine = dataclasses.asdict(self.settings)
+        saved = dict(state["settings"])
+        if state["format"] == 1:  # saved before ProposalSettings existed: its defaults applied then
+            saved = {**dataclasses.asdict(ProposalSettings()), **saved}
+        adopted = {k: saved[k] for k in mine if mine[k] is None and saved.get(k) is not None}
+        diff = [k for k in mine if k not in adopted and lists_for_tuples(mine[k]) != lists_for_tuples(saved.get(k))]
+        if diff or set(saved) - set(mine):
+            key = diff[0] if diff else sorted(set(saved) - set(mine))[0]
+            raise ValueError(f"the state was saved with settings {key}={saved.get(key)!r}, this controller has "
+                             f"{key}={mine.get(key)!r}; build the controller with the saved settings")
+        return adopted
 
     # -- proposals without repeats ------------------------------------------------
     def _seen(self, genotype: Genotype) -> bool:
@@ -419,6 +450,9 @@ class Controller(abc.ABC):
         (:meth:`add_evaluated`).  RL needs the genotype's log-probability here.
         """
         return {}
+
+    def _settings_adopted(self) -> None:
+        """Called after ``load_state_dict`` adopted saved settings left unset here: re-derive what depends on them."""
 
     def _accepted(self, genotype: Genotype, info: dict) -> None:
         """Called once per ask with the proposal kept (e.g. to count proposal kinds)."""

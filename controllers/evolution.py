@@ -108,6 +108,9 @@ class RegularizedEvolution(Controller):
         self._population: deque[tuple[Genotype, float]] = deque()
         self._random = self._mutants = 0
 
+    def _settings_adopted(self) -> None:
+        self.population_size, self.tournament_size, self.warmup_size = self.settings.sizes(self.budget)
+
     def _propose(self) -> tuple[Genotype, dict]:
         s = self.settings
         if len(self._population) < self.warmup_size:

@@ -106,6 +106,20 @@ class TestConformance:
         for _ in range(5):  # still proposing after failures
             space.validate(controller.ask())
 
+    def test_recommendation_is_a_told_success_and_changes_nothing(self, name, space):
+        controller = build(name, space, seed=1)
+        assert controller.recommend() is None
+        rewards = {}
+        for i in range(12):
+            g = controller.ask()
+            rewards[g] = None if i % 4 == 0 else toy_reward(space, g)
+            controller.tell(g, rewards[g])
+        before = controller.state_dict()
+        pick = controller.recommend()
+        assert rewards.get(pick) is not None and controller.state_dict() == before
+        if name != "bayes":  # the base rule; bayes's default is the same (test_controller_bayes covers its option)
+            assert pick == controller.best[0]
+
     def test_all_failed_then_recovers(self, name, space):
         controller = build(name, space)
         for _ in range(8):
@@ -127,6 +141,7 @@ class TestConformance:
         b.load_state_dict(state)
         assert b.num_pending == 2 and b.stats() == pytest.approx(a.stats(), nan_ok=True)
         assert b.stats()["enqueued"] == 2 and b.stats()["evaluated_unique"] == 14 and b.stats()["added"] == 1
+        assert b.recommend() == a.recommend() is not None
         for c in (a, b):
             for g in reversed(open_asks):
                 c.tell(g, toy_reward(space, g))
@@ -555,6 +570,27 @@ def test_evolution_is_sized_by_the_budget(budget, population, sample):
     assert c.stats()["random_proposals"] == population and c.stats()["mutant_proposals"] == 1
     pinned = make_controller("evolution", space, budget=100, settings={"population": 40, "warmup": 10})
     assert (pinned.population_size, pinned.tournament_size, pinned.warmup_size) == (40, 10, 10)
+
+
+def test_a_run_saved_with_the_old_evolution_defaults_resumes_with_them():
+    """Issue 20: old runs recorded population=64, sample=16; unset (budget-sized) settings adopt them."""
+    space = get_space("tiny")
+    old = make_controller("evolution", space, seed=2, settings={"population": 64, "sample": 16})
+    drive(old, space, 70)
+    state = json.loads(json.dumps(old.state_dict()))
+    state["settings"]["warmup"] = None  # as the old version saved it
+    resumed = make_controller("evolution", space, seed=0, budget=100)  # would be 16/4 by itself
+    assert (resumed.population_size, resumed.tournament_size) == (16, 4)
+    resumed.load_state_dict(state)
+    assert (resumed.population_size, resumed.tournament_size, resumed.warmup_size) == (64, 16, 64)
+    assert (resumed.settings.population, resumed.settings.sample) == (64, 16)
+    assert drive(resumed, space, 10) == drive(old, space, 10)
+    explicit = make_controller("evolution", space, settings={"population": 32}, budget=100)
+    with pytest.raises(ValueError, match=r"saved with settings population=64, this controller has population=32"):
+        explicit.load_state_dict(state)
+    same = make_controller("evolution", space, settings={"population": 64, "sample": 16}, budget=100)
+    same.load_state_dict(state)  # explicit and equal: fine
+    assert same.tournament_size == 16
 
 
 def test_evolution_warmup_setting():

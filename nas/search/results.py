@@ -177,7 +177,10 @@ def resolve_genotype_or_run(text: str) -> Genotype:
     return resolve_genotype(text)
 
 
-def write_best(run_dir: Path, row: dict[str, Any]) -> None:
+def write_best(run_dir: Path, row: dict[str, Any], recommended: dict[str, Any] | None = None) -> None:
+    """best.yaml: the best row; ``recommended``: the row of the controller's recommendation, recorded under
+    key ``recommended`` (the same trial unless the controller recommends by a model, e.g. bayes's
+    ``recommend: posterior_mean``)."""
     genotype = Genotype.from_string(row["genotype"])
     try:
         timm = genotype.to_timm()
@@ -186,6 +189,8 @@ def write_best(run_dir: Path, row: dict[str, Any]) -> None:
     doc = {"genotype": row["genotype"], GRAMMAR_KEY: GRAMMAR_VERSION, "blocks": genotype.to_strings(), "timm": timm,
            "reward": row["reward"], "accuracy": row["accuracy"], "macs": row["macs"], "params": row["params"],
            "cost": row.get("cost"), "trial_id": row["trial_id"]}
+    if recommended is not None:
+        doc["recommended"] = {k: recommended.get(k) for k in ("trial_id", "genotype", "reward", "accuracy", "macs")}
     atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -218,13 +223,17 @@ def _plot_pareto(path: Path, rows: list[dict[str, Any]], front: list[dict[str, A
     plt.close(fig)
 
 
-def write_summary(run_dir: Path) -> dict[str, Any]:
-    """best.yaml and the Pareto files from trials.jsonl; returns counts and the best row."""
+def write_summary(run_dir: Path, recommended: str | None = None) -> dict[str, Any]:
+    """best.yaml and the Pareto files from trials.jsonl; returns counts, the best row and the row of
+    ``recommended`` (the controller's recommendation, a genotype string; None when it has none or it is not
+    among the finished rows)."""
     rows = read_trials(run_dir)
     best = best_row(rows)
+    chosen = max((r for r in ok_rows(rows) if r.get("genotype") == recommended), key=lambda r: r["reward"],
+                 default=None) if recommended is not None else None
     if best is not None:
-        write_best(run_dir, best)
+        write_best(run_dir, best, chosen)
     front = write_pareto(run_dir, rows) if ok_rows(rows) else []
     failed = sum(1 for r in rows if r.get("status") == "failed")
-    return {"trials": len(rows), "failed": failed, "best": best, "pareto": front}
+    return {"trials": len(rows), "failed": failed, "best": best, "recommended": chosen, "pareto": front}
 

@@ -92,6 +92,8 @@ class Proposer(Protocol):
 
     def best_reward(self) -> float | None: ...
 
+    def recommend(self) -> str | None: ...
+
     def stats(self) -> dict[str, float]: ...
 
 
@@ -354,7 +356,7 @@ class Session:
                 self.release(candidate)
             self._save()
             self.recorder.close()
-        return results.write_summary(self.run_dir)
+        return results.write_summary(self.run_dir, self.proposer.recommend())
 
     def finish(self, interrupted: bool = False) -> dict[str, Any]:
         """:meth:`close`, then end as the session ended.
@@ -481,6 +483,11 @@ class ControllerProposer:
         best = self.controller.best
         return best[1] if best else None
 
+    def recommend(self) -> str | None:
+        """The controller's recommendation (``Controller.recommend``) as a genotype string, or None."""
+        genotype = self.controller.recommend()
+        return None if genotype is None else genotype.to_string()
+
     def stats(self) -> dict[str, float]:
         return self.controller.stats()
 
@@ -516,6 +523,9 @@ class ListProposer:
         self.position = int(state["position"])
 
     def best_reward(self) -> float | None:
+        return None
+
+    def recommend(self) -> str | None:
         return None
 
     def stats(self) -> dict[str, float]:
