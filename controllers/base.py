@@ -346,16 +346,21 @@ class Controller(abc.ABC):
     # -- proposals without repeats ------------------------------------------------
     def _seen(self, genotype: Genotype) -> bool:
         """Its network (``key``) evaluated (told, failed or added) or pending."""
-        key = self.key(genotype)
-        return key in self._evaluated or key in self._pending_keys
+        return self._seen_as(genotype) is not None
 
-    def _is_alias(self, genotype: Genotype) -> bool:
-        """Seen under its key, but as another genotype (an alias of a network already seen)."""
+    def _seen_as(self, genotype: Genotype) -> Genotype | None:
+        """The first genotype seen (evaluated, else pending) with ``genotype``'s network key, or None."""
         key = self.key(genotype)
         first = self._evaluated.get(key)
         if first is None:
-            first = self._pending_keys.get(key, [None])[0]
-        return first is not None and first != genotype
+            pending = self._pending_keys.get(key)
+            first = pending[0] if pending else None
+        return first
+
+    @staticmethod
+    def _other(first: Genotype, genotype: Genotype) -> bool:
+        """``first`` is another genotype than ``genotype`` (so ``genotype`` is an alias of its network)."""
+        return first is not genotype and first != genotype
 
     def _unpend(self, genotype: Genotype) -> None:
         key = self.key(genotype)
@@ -374,12 +379,13 @@ class Controller(abc.ABC):
         tries = self.settings.resample_tries
         for _ in range(tries):
             genotype, info = self._propose()
-            if not self._seen(genotype):
+            first = self._seen_as(genotype)
+            if first is None:
                 return genotype, info
             if repeats_ok:
                 self._repeats += 1
                 return genotype, info
-            self._aliases += self._is_alias(genotype)
+            self._aliases += self._other(first, genotype)
             self._resampled += 1
         # The proposal rule keeps repeating itself (e.g. a near-deterministic policy): walk away from
         # the repeat one mutation at a time until an unseen genotype meeting the constraint turns up.

@@ -106,6 +106,7 @@ class RegularizedEvolution(Controller):
         super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget)
         self.population_size, self.tournament_size, self.warmup_size = self.settings.sizes(self.budget)
         self._population: deque[tuple[Genotype, float]] = deque()
+        self._rewards: np.ndarray | None = None
         self._random = self._mutants = 0
 
     def _settings_adopted(self) -> None:
@@ -130,7 +131,10 @@ class RegularizedEvolution(Controller):
 
     def _tournament(self) -> Genotype:
         picks = self._rng.integers(len(self._population), size=self.tournament_size)
-        best = max(picks.tolist(), key=lambda i: (self._population[i][1], -i))  # ties: the older member
+        if self._rewards is None:  # the population's rewards as an array, rebuilt after it changes
+            self._rewards = np.fromiter((r for _, r in self._population), float, len(self._population))
+        drawn = self._rewards[picks]
+        best = int(picks[drawn == drawn.max()].min())  # the best drawn; ties: the older member
         return self._population[best][0]
 
     def _observe(self, genotype: Genotype, reward: float | None, info: dict) -> None:
@@ -139,6 +143,7 @@ class RegularizedEvolution(Controller):
         self._population.append((genotype, reward))
         while len(self._population) > self.population_size:
             self._population.popleft()
+        self._rewards = None
 
     @property
     def population(self) -> list[tuple[Genotype, float]]:
@@ -158,4 +163,5 @@ class RegularizedEvolution(Controller):
 
     def _load_core_state(self, state: dict[str, Any]) -> None:
         self._population = deque((self.space.decode(m["genotype"]), float(m["reward"])) for m in state["population"])
+        self._rewards = None
         self._random, self._mutants = int(state["random"]), int(state["mutants"])

@@ -53,9 +53,12 @@ class SearchSpace:
         self.positions: tuple[Position, ...] = parsed.positions
         self._sizes = [n for p in self.positions for n in p.sizes]
         self._sizes_array = np.asarray(self._sizes, dtype=np.int64)
+        self._mutable = [i for i, size in enumerate(self._sizes) if size > 1]
         self._names = [f"b{p.index + 1}_{d.name}" for p in self.positions for d in p.decisions]
-        self._codes: dict[Genotype, tuple[int, ...]] = {}  # validated genotype -> its decisions
-        self._decoded: dict[tuple[int, ...], Genotype] = {}
+        # validated genotype -> its decisions; decisions -> the genotype.  Shared by the equal spaces of a
+        # process (a table's space, the experiment's, a Ray worker's), so a code decodes to one object
+        # and caches keyed by genotypes (network keys) find it by identity.
+        self._codes, self._decoded = _memory(json.dumps(self._declaration, sort_keys=True))
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, blocks={len(self.positions)}, cardinality={self.cardinality:.3g})"
@@ -109,6 +112,10 @@ class SearchSpace:
         for name, value, size in zip(self._names, decisions, self._sizes):
             if not 0 <= value < size:
                 raise ValueError(f"decision {name} must be in [0, {size - 1}], got {value}")
+        return self._decode_valid(decisions)
+
+    def _decode_valid(self, decisions: list[int]) -> Genotype:
+        """``decode`` of plain ints already known to be in range (``sample``/``mutate`` make them so)."""
         key = tuple(decisions)
         genotype = self._decoded.get(key)
         if genotype is None:
@@ -153,15 +160,30 @@ class SearchSpace:
     def mutate(self, genotype: Genotype, rng: np.random.Generator, num: int = 1) -> Genotype:
         """Change ``num`` distinct decisions to a different value (never a no-op)."""
         decisions = self.encode(genotype)
-        mutable = [i for i, size in enumerate(self._sizes) if size > 1]
+        mutable = self._mutable
         if not mutable:
             raise ValueError(f"space {self.name!r} has no decision with more than one option")
         num = min(num, len(mutable))
-        for pos in rng.choice(len(mutable), size=num, replace=False):
+        # one decision: rng.integers draws what rng.choice(size=1, replace=False) draws, 5x cheaper
+        picks = (rng.integers(len(mutable)),) if num == 1 else rng.choice(len(mutable), size=num, replace=False)
+        for pos in picks:
             i = mutable[int(pos)]
             shift = int(rng.integers(1, self._sizes[i]))
             decisions[i] = (decisions[i] + shift) % self._sizes[i]
-        return self.decode(decisions)
+        return self._decode_valid(decisions)
+
+
+_MEMORIES: dict[str, tuple[dict, dict]] = {}
+
+
+def _memory(declaration: str) -> tuple[dict, dict]:
+    """The encode and decode memories of the spaces declared by ``declaration`` (JSON text)."""
+    memory = _MEMORIES.get(declaration)
+    if memory is None:
+        if len(_MEMORIES) >= 64:  # many declarations (tests, user files): start afresh
+            _MEMORIES.clear()
+        memory = _MEMORIES[declaration] = ({}, {})
+    return memory
 
 
 def _remember(memory: dict, key, value) -> None:

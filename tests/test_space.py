@@ -159,6 +159,33 @@ def test_mutate_reaches_every_decision(space):
     assert changed == set(range(42))
 
 
+def test_a_one_decision_mutation_draws_what_choice_without_replacement_draws(space):
+    """mutate(num=1) picks the decision with rng.integers; the sequences stay those of rng.choice(replace=False)
+    (results saved and benched before the change reproduce)."""
+    def reference(genotype, rng):
+        decisions, sizes = space.encode(genotype), space.decision_sizes
+        mutable = [i for i, size in enumerate(sizes) if size > 1]
+        i = mutable[int(rng.choice(len(mutable), size=1, replace=False)[0])]
+        decisions[i] = (decisions[i] + int(rng.integers(1, sizes[i]))) % sizes[i]
+        return space.decode(decisions)
+
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    g = h = named_genotype("b0")
+    for _ in range(200):
+        g, h = space.mutate(g, a), reference(h, b)
+        assert g == h
+    assert a.integers(1 << 30) == b.integers(1 << 30)
+
+
+def test_equal_spaces_decode_a_code_to_one_object(space):
+    """A table's space, the experiment's and a worker's copy share their memory: caches keyed by genotypes
+    (network keys) find the object by identity, without a field-by-field comparison."""
+    code = space.encode(named_genotype("b0"))
+    twin = SearchSpace(space.to_declaration())
+    assert twin is not space and twin == space
+    assert twin.decode(code) is space.decode(code)
+
+
 def test_mutate_skips_single_option_decisions():
     tiny = get_space("tiny")
     rng = np.random.default_rng(4)
