@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -53,6 +54,18 @@ def genotypes_of(space, n: int, seed: int) -> list:
         if g not in out:
             out.append(g)
     return out[:n]
+
+
+def _own_run_dir(exp, overrides: list[str]):
+    """A run dir per recipe: ``--set`` settings (other than output and device) name it, so a run with another
+    seed or setting never meets the checkpoint of this config's plain run."""
+    from dataclasses import replace
+
+    recipe = [o for o in overrides if not o.startswith(("output.", "proxy.device="))]
+    if not recipe or any(o.startswith("output.name=") for o in overrides):
+        return exp
+    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", "+".join(o.removeprefix("supernet.") for o in recipe))
+    return replace(exp, output=replace(exp.output, name=f"{exp.output.name}-{slug[:80]}"))
 
 
 def main() -> None:
@@ -97,6 +110,7 @@ def main() -> None:
     if args.config is None:
         args.config = str(ROOT / "experiments" / ("supernet_macro_16px.yaml" if table else "supernet_quick.yaml"))
     exp = load_supernet_experiment(args.config, overrides)
+    exp = _own_run_dir(exp, args.overrides)
     if table:
         import _table_fidelity
 

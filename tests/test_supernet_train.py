@@ -138,6 +138,11 @@ def test_cli_train_writes_config_and_rejects_mistakes_first(tmp_path, capsys):
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert epoch_lines == [line for line in epoch_lines if line.startswith("epoch   2/2")] and len(epoch_lines) == 1, out
     assert "ETA" in epoch_lines[0]  # each epoch once, with its ETA
+    # another recipe or seed never continues this checkpoint (one line naming the setting, exit 2); more epochs do
+    assert main(["supernet", "train", str(tmp_path / "cli"), "--resume", "--set", "supernet.seed=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "supernet.seed=0" in err and "output.name" in err and len(err.splitlines()) == 1, err
+    assert read_checkpoint(tmp_path / "cli" / "supernet.pt")["meta"]["epoch"] == 2
     from search_helpers import event_tags
 
     assert {"supernet/loss", "supernet/accuracy_largest", "supernet/accuracy_smallest", "supernet/lr"} <= \

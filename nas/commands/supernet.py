@@ -53,6 +53,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.workers:
         exp = dataclasses.replace(exp, supernet=dataclasses.replace(exp.supernet, workers=workers))
     prepare_run_dir(exp, args.resume)
+    if args.resume:
+        from nas.supernet.train import check_resume_recipe
+
+        check_resume_recipe(exp)  # another recipe or seed never continues a checkpoint
     check_device(exp.proxy.device, "proxy.device", exp.ray.address if workers > 1 else None)
     if workers > 1 and exp.ray.address:
         from nas.cluster import check_address

@@ -78,12 +78,33 @@ def _meta(exp: SupernetExperiment, net: Supernet | SplitSupernet, epoch: int, hi
             "world_size": world_size, "split": net.record if isinstance(net, SplitSupernet) else None}
 
 
+#: Supernet settings a resume may change: the run's length, how paths are scored and where it runs (the global
+#: batch is split over the workers: the same optimisation); every other one shapes the weights.
+RESUMABLE_CHANGES = ("epochs", "calib_batches", "calib_batch_size", "workers", "cpus_per_worker", "checkpoint")
+
+
+def check_resume_recipe(exp: SupernetExperiment) -> None:
+    """Before any slow work (Ray, data): the run dir's checkpoint, if any, was trained with ``exp``'s recipe."""
+    if exp.checkpoint_path.exists():
+        _check_recipe(read_checkpoint(exp.checkpoint_path)["meta"], exp, exp.checkpoint_path)
+
+
+def _check_recipe(meta: dict, exp: SupernetExperiment, path) -> None:
+    recipe, saved = to_dict(exp.supernet), meta.get("supernet") or {}  # a setting the checkpoint lacks: skipped
+    for name in sorted(set(recipe) & set(saved) - set(RESUMABLE_CHANGES)):
+        if json.dumps(recipe[name]) != json.dumps(saved[name]):  # tuples and lists alike
+            raise ConfigError(f"--resume: checkpoint {str(path)!r} was trained with supernet.{name}={saved[name]!r}, "
+                              f"the config has {recipe[name]!r}; use the same setting or set output.name to start a "
+                              "new run")
+
+
 def _check_resumable(meta: dict, exp: SupernetExperiment, net: Supernet | SplitSupernet, path) -> None:
-    """A checkpoint continues only the run it came from (same space, size, data)."""
+    """A checkpoint continues only the run it came from (same space, size, data, recipe and seed)."""
     mine = {"space": space_record(exp.space), "arch": dict(net.options), "data": to_dict(exp.data)}
     theirs = dict(meta)
     if isinstance(theirs.get("space"), str):  # a checkpoint that recorded a shipped name
         theirs["space"] = space_record(theirs["space"])
+    _check_recipe(theirs, exp, path)
     for key, value in mine.items():
         if theirs.get(key) != value:
             had, has = theirs.get(key), value
