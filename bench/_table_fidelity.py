@@ -46,9 +46,10 @@ def _train(exp, seed_offset: int = 0):
     summary = train_supernet(exp, resume=exp.checkpoint_path.exists())
     wall = time.perf_counter() - t0
     last = summary.history[-1]
-    epochs_s = sum(h["train_s"] + h["eval_s"] for h in summary.history)
-    print(f"supernet seed {exp.supernet.seed}: {summary.epochs} epochs, {epochs_s:.0f} s of epochs ({wall:.0f} s "
-          f"wall this run); largest path {last['accuracy_largest']:.3f}, smallest {last['accuracy_smallest']:.3f}",
+    epochs_s = sum(h["train_s"] + h["eval_s"] for m in (summary.members or [summary]) for h in m.history)
+    members = f" x {len(summary.members)} members (seeds {exp.supernet.seed}..)" if summary.members else ""
+    print(f"supernet seed {exp.supernet.seed}: {summary.epochs} epochs{members}, {epochs_s:.0f} s of epochs "
+          f"({wall:.0f} s wall this run); largest path {last['accuracy_largest']:.3f}, smallest {last['accuracy_smallest']:.3f}",
           flush=True)
     return summary.checkpoint, epochs_s
 
@@ -134,7 +135,7 @@ def run(args, exp) -> None:
             f = penalty if kind == "reward" else 1.0
             result[kind].append(_row("truth run 1 vs run 2 (ceiling)", s1 * f, s2 * f))
     if args.second_seed:
-        ck2, train2 = _train(exp, seed_offset=1)
+        ck2, train2 = _train(exp, seed_offset=exp.supernet.ensemble)  # disjoint seeds from the first one's members
         sup2, _ = _score(ck2, exp, genotypes)
         result["train2_s"] = train2
         result["acc"].append(_row("supernet seed 2", sup2, truth_acc))

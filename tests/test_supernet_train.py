@@ -47,6 +47,7 @@ def one_thread():
     ("supernet.random_paths=0", "supernet.random_paths must be >= 1 when sandwich is off"),
     ("supernet.calib_batch_size=1", "supernet.calib_batch_size must be >= 2"),
     ("supernet.checkpoint=a/b.pt", "supernet.checkpoint must be a file name"),
+    ("supernet.ensemble=0", r"supernet.ensemble must be in \[1, 16\]"),
     ("space=nope", "space: unknown search space 'nope'"),
     ("proxy.drop_connect=0.1", "proxy.drop_connect: the supernet has no stochastic depth"),
     ("supernet.separate=[se]", r"supernet.separate\[0\]: 'se' is not allowed; choose one of 'expand' \| 'kernel'"),
@@ -244,3 +245,45 @@ def test_a_genotype_that_breaks_the_walk_is_a_failed_score(tmp_path, monkeypatch
     assert score.status == "failed" and score.reason.startswith("out of memory")
     odd = Genotype(tuple(BlockGene(filters=16) for _ in range(3)))
     assert "not a path" in evaluator.score(odd).reason
+
+
+@pytest.mark.training
+def test_an_ensemble_trains_its_members_with_their_own_seeds_and_scores_their_mean(tmp_path, one_thread):
+    from nas.supernet.ensemble import EnsembleScorer, check_members
+
+    exp = load_supernet_experiment(data=_cfg(tmp_path, epochs=1, ensemble=2, seed=3))
+    summary = train_supernet(exp)
+    first, second = exp.checkpoint_path, tmp_path / "sn" / "supernet-member1.pt"
+    assert summary.checkpoint == str(first) and [m.checkpoint for m in summary.members] == [str(first), str(second)]
+    assert read_checkpoint(second)["meta"]["supernet"]["seed"] == 4  # seed + k
+    lines = [json.loads(x) for x in (tmp_path / "sn" / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["member"], m["members"]) for m in lines] == [(0, 2), (1, 2)]
+    ensemble = SupernetScorer.from_checkpoint(first, device="cpu")
+    assert isinstance(ensemble, EnsembleScorer) and len(ensemble.members) == 2
+    alone = SupernetScorer.from_checkpoint(second, device="cpu")  # a member loaded alone scores alone
+    space = get_space("tiny")
+    genotypes = [largest_genotype(space), smallest_genotype(space), space.sample(np.random.default_rng(1))]
+    together = ensemble.score_many(genotypes)
+    for g, score in zip(genotypes, together):
+        own, other = ensemble.members[0].score(g).accuracy, alone.score(g).accuracy
+        assert score.accuracy == pytest.approx((own + other) / 2) and score.info["member_accuracies"] == [own, other]
+    assert any(ensemble.members[0].score(g).accuracy != alone.score(g).accuracy for g in genotypes)  # two seeds
+    assert ensemble.score(genotypes[2]).accuracy == pytest.approx(together[2].accuracy)
+    # both members done: resuming reuses them; a missing or unfinished member is one line naming it
+    assert train_supernet(exp, resume=True).members[1].resumed_from == 1
+    meta = read_checkpoint(first)["meta"]
+    second.rename(tmp_path / "aside.pt")
+    with pytest.raises(ValueError, match=r"^member 1 of the 2-supernet ensemble, .*supernet-member1.pt', is missing; "
+                                         r"finish its training: nas supernet train RUN_DIR --resume$"):
+        check_members(first, meta)
+    # a finished single supernet grows into an ensemble on a resume: member 0 is kept and records the count
+    single = load_supernet_experiment(data=_cfg(tmp_path, name="grow", epochs=1))
+    train_supernet(single)
+    weights = read_checkpoint(single.checkpoint_path)["model"]
+    grown = load_supernet_experiment(data=_cfg(tmp_path, name="grow", epochs=1, ensemble=2))
+    assert train_supernet(grown, resume=True).members[0].resumed_from == 1
+    payload = read_checkpoint(grown.checkpoint_path)
+    assert payload["meta"]["supernet"]["ensemble"] == 2
+    assert all(torch.equal(weights[k], v) for k, v in payload["model"].items())
+    assert isinstance(SupernetScorer.from_checkpoint(grown.checkpoint_path, device="cpu"), EnsembleScorer)
+

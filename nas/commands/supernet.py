@@ -101,7 +101,8 @@ def next_steps(space: str, checkpoint) -> list[str]:
 def _progress(m: dict) -> None:
     from nas.progress import duration
 
-    print(f"epoch {m['epoch']:>3}/{m.get('epochs', '?')}  loss {m['loss']:.4f}  largest {m['accuracy_largest']:.4f}  "
+    member = f"member {m['member'] + 1}/{m['members']}  " if m.get("members", 1) > 1 else ""
+    print(f"{member}epoch {m['epoch']:>3}/{m.get('epochs', '?')}  loss {m['loss']:.4f}  largest {m['accuracy_largest']:.4f}  "
           f"smallest {m['accuracy_smallest']:.4f}  {m['path_images_per_s']:.0f} path-images/s  "
           f"{m['train_s'] + m['eval_s']:.1f} s  ETA {duration(m.get('eta_s'))}", flush=True)
 

@@ -76,6 +76,7 @@ def _placement(exp: Experiment) -> str:
 def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
     """The checkpoint fits the experiment (one line per mismatch); what the driver knows of its noise."""
     from ..supernet.checkpoint import check_shapes, read_checkpoint
+    from ..supernet.ensemble import check_members
 
     ev = exp.evaluator
     if not ev.checkpoint:
@@ -90,6 +91,10 @@ def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
         raise ConfigError(f"evaluator.checkpoint: {err}") from None
     meta = payload["meta"]
     _check_fits(meta, exp)
+    try:
+        members = 1 + len(check_members(ev.checkpoint, meta))
+    except ValueError as err:
+        raise ConfigError(f"evaluator.checkpoint: {err}") from None
     data = check_data(exp.data)
     classes = int(meta["arch"].get("num_classes", 0))
     if data is not None and data.num_classes != classes:
@@ -100,7 +105,11 @@ def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
     noise = binomial_noise(chance, images) if chance and images else None
     return EvaluatorInfo(chance=chance, noise=noise, warnings=tuple(_trained_warnings(meta, chance, noise)),
                          description=f"supernet {ev.checkpoint} (epoch {meta['epoch']} of {meta['epochs']}, "
-                                     f"{images} held-out images)")
+                                     f"{images} held-out images{_ensemble(members)})")
+
+
+def _ensemble(members: int) -> str:
+    return f", the mean of an ensemble of {members} supernets" if members > 1 else ""
 
 
 def _check_fits(meta: dict, exp: Experiment) -> None:

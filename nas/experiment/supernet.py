@@ -14,7 +14,7 @@ recipe (epochs, optimiser, the sandwich rule, distillation) and BN recalibration
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -86,6 +86,10 @@ class SupernetConfig:
     calib_batch_size: int = 128
     #: Seed of the weights, the path sampling, the data order and the calibration images.
     seed: int = 0
+    #: Supernets trained with seeds ``seed, seed+1, ...`` (members 1.. in ``<checkpoint stem>-member<k>.pt``
+    #: beside the checkpoint); a path's score is the mean of their accuracies: averaging independently
+    #: trained models cancels the seed-to-seed scatter (deep ensembles, Lakshminarayanan et al. 2017).
+    ensemble: int = 1
     #: Data-parallel workers of Ray Train (1 = a plain process, no Ray); ``--workers`` overrides.
     workers: int = 1
     cpus_per_worker: float = 1.0
@@ -98,6 +102,7 @@ class SupernetConfig:
                 raise ValueError(f"supernet.{name} must be {rule}, got {getattr(self, name)!r}; {fix}")
 
         need(self.epochs >= 1, "epochs", ">= 1", "e.g. 20")
+        need(1 <= self.ensemble <= 16, "ensemble", "in [1, 16]", "e.g. 2")
         need(self.batch_size >= 1, "batch_size", ">= 1", "e.g. 128")
         need(self.lr > 0 and math.isfinite(self.lr), "lr", "> 0", "e.g. 0.1")
         need(0 <= self.momentum < 1, "momentum", "in [0, 1)", "e.g. 0.9")
@@ -206,3 +211,20 @@ def arch_options(exp: SupernetExperiment, num_classes: int) -> dict:
                 num_classes=num_classes, dropout=p.dropout, bn_momentum=p.bn_momentum,
                 kernel_transform=exp.supernet.kernel_transform, share_sepconv=exp.supernet.share_sepconv,
                 separate=exp.supernet.separate)
+
+
+def member_path(checkpoint: str | Path, k: int) -> Path:
+    """Member ``k`` of an ensemble: 0 is ``checkpoint`` itself, ``k >= 1`` is ``<stem>-member<k><suffix>`` beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint if k == 0 else checkpoint.with_name(f"{checkpoint.stem}-member{k}{checkpoint.suffix}")
+
+
+def member_experiment(exp: SupernetExperiment, k: int) -> SupernetExperiment:
+    """The experiment that trains member ``k``: seed ``seed + k``, its own checkpoint file, the same run dir; a
+    member ``k >= 1`` is a single supernet (``ensemble: 1``: loaded alone it scores alone)."""
+    if k == 0:
+        return exp
+    cfg = exp.supernet
+    return replace(exp, supernet=replace(cfg, seed=cfg.seed + k, checkpoint=member_path(cfg.checkpoint, k).name,
+                                         ensemble=1))
+

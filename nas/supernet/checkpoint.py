@@ -30,11 +30,15 @@ _FIX = "pass the supernet.pt a `nas supernet train` run wrote"
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     meta: dict[str, Any]) -> None:
     """Atomically write model state, optimizer state and ``meta`` (plain data) to ``path``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    write_payload(path, {"format": FORMAT, "model": state, "meta": meta,
+                         "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None})
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """Atomically write a checkpoint payload (``save_checkpoint``'s, or one read and amended)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "model": state, "meta": meta,
-               "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None}
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         torch.save(payload, fh)

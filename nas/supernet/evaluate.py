@@ -34,6 +34,7 @@ from ..proxy.ops import Batcher, DeviceSplit, device_split, is_out_of_memory
 from ..proxy.runtime import resolve_device, use_amp, use_channels_last
 from ..proxy.train import evaluate
 from .checkpoint import load_supernet
+from .ensemble import EnsembleScorer, check_members
 from .prefix import score_paths
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,16 @@ class PathScorer:
         return accuracy, {"calib_s": mid - start, "eval_s": end - mid}
 
 
+def member_scorer(net: Supernet, meta: dict[str, Any], data: Dataset, calib_batches: int | None,
+                  calib_batch_size: int | None, device: torch.device) -> "SupernetScorer":
+    """The scorer of one loaded checkpoint; calibration as its ``supernet`` section says unless given."""
+    proxy = from_dict(ProxyConfig, meta["proxy"], "checkpoint proxy")
+    recipe = from_dict(SupernetConfig, meta["supernet"], "checkpoint supernet")
+    return SupernetScorer(net, meta, data, proxy, recipe.calib_batches if calib_batches is None else calib_batches,
+                          recipe.calib_batch_size if calib_batch_size is None else calib_batch_size, recipe.seed,
+                          device)
+
+
 class SupernetScorer:
     """Scores genotypes with a trained supernet: inherited weights, BN recalibrated per path.
 
@@ -154,14 +165,20 @@ class SupernetScorer:
     def from_checkpoint(cls, path: str | Path, data_cfg: DataConfig | None = None, calib_batches: int | None = None,
                         device: str = "auto", calib_batch_size: int | None = None) -> "SupernetScorer":
         """Load weights and data once.  ``data_cfg=None``: the data the supernet was trained on;
-        ``calib_batches``/``calib_batch_size`` default to the checkpoint's ``supernet`` section."""
+        ``calib_batches``/``calib_batch_size`` default to the checkpoint's ``supernet`` section.  An
+        ensemble's member 0 (``supernet.ensemble > 1``) gives an :class:`~nas.supernet.ensemble.EnsembleScorer`
+        of all its members (the same ``score``/``score_many``)."""
         dev = resolve_device(device)
         net, meta = load_supernet(path, dev)
-        proxy = from_dict(ProxyConfig, meta["proxy"], "checkpoint proxy")
-        recipe = from_dict(SupernetConfig, meta["supernet"], "checkpoint supernet")
         data = load_data(data_cfg if data_cfg is not None else from_dict(DataConfig, meta["data"], "checkpoint data"))
-        return cls(net, meta, data, proxy, recipe.calib_batches if calib_batches is None else calib_batches,
-                   recipe.calib_batch_size if calib_batch_size is None else calib_batch_size, recipe.seed, dev)
+        scorer = member_scorer(net, meta, data, calib_batches, calib_batch_size, dev)
+        if int(meta["supernet"].get("ensemble", 1)) == 1:
+            return scorer
+        members = [scorer]
+        for member in check_members(path, meta):  # the data is loaded once, for all of them
+            net, member_meta = load_supernet(member, dev)
+            members.append(member_scorer(net, member_meta, data, calib_batches, calib_batch_size, dev))
+        return EnsembleScorer(members)  # type: ignore[return-value]
 
     def score(self, genotype: Genotype) -> Score:
         try:

@@ -49,11 +49,11 @@ from efficientnet.supernet import Supernet
 from ..config import ConfigError, to_dict
 from ..data import load_data
 from ..experiment.space import space_record
-from ..experiment.supernet import SupernetExperiment, arch_options
+from ..experiment.supernet import SupernetExperiment, arch_options, member_experiment
 from ..progress import EpochLog
 from ..proxy.ops import Batcher, device_split, lr_factor, make_optimizer
 from ..proxy.runtime import resolve_device, use_amp, use_channels_last
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint, write_payload
 from .evaluate import PathScorer
 from .fewshot import part_extremes, route_to, split_optimizer
 
@@ -69,6 +69,8 @@ class TrainSummary:
     checkpoint: str
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int = 0
+    #: With ``supernet.ensemble > 1``: every member's summary (member 0's is this one's content).
+    members: list["TrainSummary"] = field(default_factory=list)
 
 
 def _meta(exp: SupernetExperiment, net: Supernet | SplitSupernet, epoch: int, history: list, world_size: int) -> dict:
@@ -78,9 +80,10 @@ def _meta(exp: SupernetExperiment, net: Supernet | SplitSupernet, epoch: int, hi
             "world_size": world_size, "split": net.record if isinstance(net, SplitSupernet) else None}
 
 
-#: Supernet settings a resume may change: the run's length, how paths are scored and where it runs (the global
-#: batch is split over the workers: the same optimisation); every other one shapes the weights.
-RESUMABLE_CHANGES = ("epochs", "calib_batches", "calib_batch_size", "workers", "cpus_per_worker", "checkpoint")
+#: Supernet settings a resume may change: the run's length, how paths are scored, where it runs (the global
+#: batch is split over the workers: the same optimisation) and how many members; every other one shapes the weights.
+RESUMABLE_CHANGES = ("epochs", "calib_batches", "calib_batch_size", "workers", "cpus_per_worker", "checkpoint",
+                     "ensemble")
 
 
 def check_resume_recipe(exp: SupernetExperiment) -> None:
@@ -182,21 +185,47 @@ def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0,
     ``report(metrics)`` is called after every epoch on every worker; ``on_step(progress)`` at most
     every ``STEP_REPORT_S`` seconds inside an epoch (rank 0).  Rank 0 also appends every epoch's
     metrics to ``metrics.jsonl`` and TensorBoard curves (``tensorboard/supernet``) in the run dir.
+    ``supernet.ensemble: K`` trains K members one after another (member k: seed + k, its own checkpoint
+    file, ``tensorboard/supernet-member<k>``); the summary is member 0's, with every member's in ``members``.
     """
     cfg = exp.supernet
     if world_size > 1 and not dist.is_initialized():
         raise RuntimeError("world_size > 1 needs an initialised torch.distributed process group (Ray Train)")
     if cfg.batch_size % world_size:
         raise ConfigError(f"supernet.batch_size={cfg.batch_size} must be divisible by the {world_size} workers")
-    run = _SupernetRun(exp, resume, rank, world_size, resolve_device(exp.proxy.device) if device is None
-                       else torch.device(device))
+    dev = resolve_device(exp.proxy.device) if device is None else torch.device(device)
+    members = [_train_member(member_experiment(exp, k), (k, cfg.ensemble), resume or k > 0, rank, world_size, dev,
+                             report, on_step) for k in range(cfg.ensemble)]  # each resumes, or is reused, on its own
+    first = members[0]  # the ensemble is named by member 0's checkpoint
+    if rank == 0:
+        _record_members(exp.checkpoint_path, cfg.ensemble)
+    return TrainSummary(first.epochs, first.checkpoint, first.history, first.resumed_from,
+                        members if cfg.ensemble > 1 else [])
+
+
+def _record_members(path, members: int) -> None:
+    """Member 0's checkpoint says how many members the ensemble has now (more may be added on a resume)."""
+    payload = read_checkpoint(path)
+    recipe = payload["meta"]["supernet"]
+    if int(recipe.get("ensemble", 1)) != members:
+        recipe["ensemble"] = members
+        write_payload(path, payload)
+
+
+def _train_member(exp: SupernetExperiment, member: tuple[int, int], resume: bool, rank: int, world_size: int,
+                  device: torch.device, report: Report | None, on_step: Report | None) -> TrainSummary:
+    cfg = exp.supernet
+    k, members = member
+    run = _SupernetRun(exp, resume, rank, world_size, device)
     if run.start_epoch > cfg.epochs:
         log.info("supernet at %s already trained %d of %d epochs", run.path, run.start_epoch - 1, cfg.epochs)
         return TrainSummary(run.start_epoch - 1, str(run.path), run.history, run.start_epoch - 1)
-    curves = EpochLog(exp.run_dir, "supernet") if rank == 0 else None
+    curves = EpochLog(exp.run_dir, "supernet" if k == 0 else f"supernet-member{k}") if rank == 0 else None
     try:
         for epoch in range(run.start_epoch, cfg.epochs + 1):
             metrics = run.epoch(epoch, on_step if rank == 0 else None)
+            if members > 1:
+                metrics.update(member=k, members=members)
             run.history.append(metrics)
             log.debug("supernet epoch %d/%d: %s", epoch, cfg.epochs, metrics)
             if rank == 0:
