@@ -47,10 +47,11 @@ macro_fidelity() {  # Issue 21: the NAS-Bench-Macro supernet at full width on ci
   # networks scored and ranked against the table's converged accuracy and MnasNet reward (tau, rho, p@5%, params/MACs
   # peers, the table's seed-vs-seed ceiling).  MACRO_SMOKE=1: a tiny CPU setting (built-in data, 1 epoch, 40 networks)
   # that checks the step runs where there is no GPU.
-  local size=(--data "$DATA" --set proxy.width=1.0 --set proxy.device=auto --set proxy.channels_last=on
+  # One supernet (ensemble=1): the CPU default's ensemble of 2 would double the step past its 5 minutes.
+  local size=(--data "$DATA" --set supernet.ensemble=1 --set proxy.width=1.0 --set proxy.device=auto --set proxy.channels_last=on
               --set supernet.epochs=30 --set supernet.batch_size=256 --set supernet.lr=0.2
               --set supernet.calib_batches=2 --set supernet.calib_batch_size=256)
-  [ "${MACRO_SMOKE:-0}" = 1 ] && size=(--table-sample 40 --set supernet.epochs=1 --set supernet.shrink_phases=1)
+  [ "${MACRO_SMOKE:-0}" = 1 ] && size=(--table-sample 40 --set supernet.epochs=1 --set supernet.ensemble=1)
   step macro_fidelity 300 $PY bench/supernet_fidelity.py --truth nas-bench-macro --config experiments/supernet_macro_16px.yaml \
     "${size[@]}" --set output.dir="$OUT/runs" --set output.name=macro_fidelity --json "$OUT/macro_fidelity.json"
 }

@@ -1,7 +1,7 @@
 """An ensemble of supernets (``supernet.ensemble: K``): a path's score is the mean of the members' accuracies.
 
 Supernets trained with different seeds rank networks differently (on NAS-Bench-Macro, three 16 px
-supernets of one recipe agree with each other at Kendall tau 0.18-0.30), and the scatter is the
+supernets of one recipe agree with each other on the reward at Kendall tau 0.18-0.36), and the scatter is the
 larger part of their error against the converged truth; averaging independently trained models
 cancels it (deep ensembles: Lakshminarayanan, Pritzel & Blundell 2017, NeurIPS).  Member 0 is the
 checkpoint a search names (``evaluator.checkpoint``); members ``k >= 1`` were trained with seed
