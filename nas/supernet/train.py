@@ -197,7 +197,7 @@ def train_supernet(exp: SupernetExperiment, resume: bool = False, rank: int = 0,
     members = [_train_member(member_experiment(exp, k), (k, cfg.ensemble), resume or k > 0, rank, world_size, dev,
                              report, on_step) for k in range(cfg.ensemble)]  # each resumes, or is reused, on its own
     first = members[0]  # the ensemble is named by member 0's checkpoint
-    if rank == 0:
+    if rank == 0 and first.resumed_from >= first.epochs:  # reused as it was: its meta may count other members
         _record_members(exp.checkpoint_path, cfg.ensemble)
     return TrainSummary(first.epochs, first.checkpoint, first.history, first.resumed_from,
                         members if cfg.ensemble > 1 else [])
