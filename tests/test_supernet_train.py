@@ -248,7 +248,7 @@ def test_a_genotype_that_breaks_the_walk_is_a_failed_score(tmp_path, monkeypatch
 
 
 @pytest.mark.training
-def test_an_ensemble_trains_its_members_with_their_own_seeds_and_scores_their_mean(tmp_path, one_thread):
+def test_an_ensemble_trains_its_members_with_their_own_seeds_and_scores_their_mean(tmp_path, one_thread, capsys):
     from nas.supernet.ensemble import EnsembleScorer, check_members
 
     exp = load_supernet_experiment(data=_cfg(tmp_path, epochs=1, ensemble=2, seed=3))
@@ -276,6 +276,9 @@ def test_an_ensemble_trains_its_members_with_their_own_seeds_and_scores_their_me
     with pytest.raises(ValueError, match=r"^member 1 of the 2-supernet ensemble, .*supernet-member1.pt', is missing; "
                                          r"finish its training: nas supernet train RUN_DIR --resume$"):
         check_members(first, meta)
+    capsys.readouterr()
+    assert main(["supernet", "eval", str(first), genotypes[0].to_string()]) == 2  # before the data is loaded
+    assert "member 1 of the 2-supernet ensemble" in capsys.readouterr().err
     # a finished single supernet grows into an ensemble on a resume: member 0 is kept and records the count
     single = load_supernet_experiment(data=_cfg(tmp_path, name="grow", epochs=1))
     train_supernet(single)

@@ -123,13 +123,17 @@ def run_eval(args: argparse.Namespace) -> int:
     payload = read_checkpoint(path)
     meta = payload["meta"]
     shape = check_shapes(payload, path)
+    space = meta["space"].get("name") if isinstance(meta["space"], dict) else meta["space"]  # a declaration: its name
     for text, genotype in zip(args.genotypes, genotypes):
         try:
             shape.validate(genotype)
         except ValueError as err:
-            raise ValueError(f"genotype {text!r} is not a path of the supernet ({meta['space']} space): {err}") from None
+            raise ValueError(f"genotype {text!r} is not a path of the supernet ({space!r} space): {err}") from None
 
+    from nas.supernet.ensemble import check_members
     from nas.supernet.evaluate import SupernetScorer
+
+    check_members(path, meta)  # an ensemble's members, before the data is loaded
 
     evaluator = SupernetScorer.from_checkpoint(path, calib_batches=args.calib_batches, device=args.device)
     scores = evaluator.score_many(genotypes)

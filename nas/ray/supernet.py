@@ -75,7 +75,9 @@ def train_distributed(exp: SupernetExperiment, workers: int | None = None, resum
         )
         if progress:
             progress(f"Ray Train: {workers} worker(s), {'nccl on GPUs' if use_gpu else 'gloo on CPUs'}")
-        tail = JsonlTail(exp.run_dir / METRICS, on_epoch) if on_epoch else None
+        # an ensemble's members each log epochs 1..N: a row is its (member, epoch)
+        tail = JsonlTail(exp.run_dir / METRICS, on_epoch, key=lambda row: (row.get("member", 0), row.get("epoch"))) \
+            if on_epoch else None
         if tail:
             tail.start()
         try:
