@@ -30,6 +30,7 @@ class Landscape:
     macs: np.ndarray          # (networks,)
     target: float             # T of the reward: the table's median MACs
     genotypes_per_network: np.ndarray
+    training_noise: float     # sd of one recorded training around its network's mean (BenchmarkTable.training_noise)
     _cache: dict = field(default_factory=dict)
 
     @classmethod
@@ -48,13 +49,19 @@ class Landscape:
             network_of[codes] = index[space.canonical(space.decode(codes))]
         counts = np.bincount(list(network_of.values()), minlength=len(accs))
         macs_array = np.asarray(macs)
-        return cls(space, network_of, np.asarray(accs), macs_array, float(np.median(macs_array)), counts)
+        return cls(space, network_of, np.asarray(accs), macs_array, float(np.median(macs_array)), counts,
+                   table.training_noise())
 
     def true_values(self, objective: str) -> np.ndarray:
         mean = self.accuracies.mean(axis=1)
         if objective == "reward":  # MnasNet's soft reward, ACC * (MACs / T) ** -0.07 (nas/cost/objective.py)
             return mean * (self.macs / self.target) ** -0.07
         return mean
+
+    def noise(self, objective: str) -> float:
+        """What effnas's table evaluator declares to the controller: the trainings' spread when it draws one
+        (``sample: seed``, the noisy objective), 0 when it tells the mean."""
+        return self.training_noise if objective == "noisy" else 0.0
 
     def observe(self, objective: str, network: int, rng: np.random.Generator) -> float:
         if objective == "noisy":  # one recorded training, drawn per lookup
@@ -72,7 +79,7 @@ class Run:
     observed: list = field(default_factory=list)   # value the searcher was told
     seconds: float = 0.0                            # time spent in the searcher (ask + tell)
     recommended: dict = field(default_factory=dict)  # budget -> network the searcher reports as its best
-    alternative: dict = field(default_factory=dict)  # budget -> bayes's posterior-mean recommendation
+    alternative: dict = field(default_factory=dict)  # budget -> bayes's best told (the rule recommend() replaces)
 
 
 def _search(land: Landscape, objective: str, seed: int, budget: int, checkpoints, ask, tell, recommend,
@@ -109,20 +116,23 @@ def _record(run: Run, land: Landscape, objective: str, codes, rng) -> float:
 
 def run_effnas(name: str, settings: dict, land: Landscape, objective: str, seed: int, budget: int,
                checkpoints=()) -> Run:
-    """An effnas controller; its reported best is ``controller.recommend()`` (for bayes also the
-    ``posterior_best()`` of the same run: a recommendation never changes the proposals)."""
+    """An effnas controller, told the objective's noise as a search tells it the evaluator's (``noise=``); its
+    reported best is ``controller.recommend()`` (for bayes also the best told of the same run: a recommendation
+    never changes the proposals)."""
     from controllers import make_controller
+    from controllers.base import Controller
 
-    controller = make_controller(name, land.space, seed=seed, settings=settings or None, budget=budget)
+    controller = make_controller(name, land.space, seed=seed, settings=settings or None, budget=budget,
+                                 noise=land.noise(objective))
 
     def ask():
         genotype = controller.ask()
         return genotype, land.space.encode(genotype)
 
-    alternative = getattr(controller, "posterior_best", None)
+    model = hasattr(controller, "noise_best")
     return _search(land, objective, seed, budget, checkpoints, ask, controller.tell,
                    lambda: land.space.encode(controller.recommend()),
-                   alternative and (lambda: land.space.encode(alternative())))
+                   (lambda: land.space.encode(Controller.recommend(controller))) if model else None)
 
 
 def run_tpe(land: Landscape, objective: str, seed: int, budget: int, checkpoints=()) -> Run:

@@ -18,7 +18,7 @@ caller).  The interface is the one Optuna and Ray's Searchers wrap:
   proposals the original would have made.
 * ``stats() -> dict[str, float]``: numbers for logging (TensorBoard).
 * ``recommend() -> Genotype | None``: the search's result, a told genotype: the best told by default;
-  ``bayes`` can recommend by its model (``recommend: posterior_mean``).  A search records it in
+  ``bayes`` recommends by its model under a known noise (``recommend: auto``).  A search records it in
   ``best.yaml`` under ``recommended``.
 * ``enqueue(genotypes)``: warm start (Optuna's ``enqueue_trial``, Ray's
   ``points_to_evaluate``): the next asks return these genotypes, in order,
@@ -50,7 +50,7 @@ derives from :class:`ProposalSettings`, which holds these two fields.
 
 Construction — the one way
 --------------------------
-``cls(space, seed=0, constraint=None, settings=None, *, key=None, budget=None)`` where ``settings`` is an
+``cls(space, seed=0, constraint=None, settings=None, *, key=None, budget=None, noise=None)`` where ``settings`` is an
 instance of ``cls.settings_cls`` (a frozen dataclass with defaults; ``None``
 means all defaults).  The driver validates YAML with
 ``nas.config.from_dict(cls.settings_cls, data)`` and passes the object;
@@ -59,7 +59,12 @@ plain dict.  ``constraint`` (a :class:`~controllers.constraint.Constraint`) is
 not saved in the state: pass the same one again when restoring; nor is ``key``.
 ``budget`` is a hint: the number of samples the caller expects to evaluate
 (None: unknown).  Controllers may size their defaults by it (evolution's
-population); it never stops a controller from proposing more.
+population); it never stops a controller from proposing more.  ``noise`` is a
+hint too: the standard deviation of a told reward around the value the search is
+judged by, when the evaluator knows it (the table evaluator drawing one recorded
+training: the spread of the table's trainings; an exact evaluator: 0; None:
+unknown).  A controller may use it to report its best (``bayes``'s ``recommend:
+auto``); it never changes a proposal.
 
 Randomness: each controller owns ``numpy.random.default_rng(seed)`` (the RL
 policy also a seeded ``torch.Generator``) and saves its state; no global RNG.
@@ -104,7 +109,7 @@ class Controller(abc.ABC):
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraint: Constraint | None = None,
                  settings: Any = None, *, key: Callable[[Genotype], Hashable] | None = None,
-                 budget: int | None = None) -> None:
+                 budget: int | None = None, noise: float | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"{type(self).__name__}: space must be a SearchSpace, got {type(space).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -127,7 +132,12 @@ class Controller(abc.ABC):
                                    or budget < 1):
             raise ValueError(f"{type(self).__name__}: budget must be a positive integer (the expected number of "
                              f"samples) or None, got {budget!r}")
+        if noise is not None and (isinstance(noise, bool) or not isinstance(noise, numbers.Real)
+                                  or not math.isfinite(noise) or noise < 0):
+            raise ValueError(f"{type(self).__name__}: noise must be a finite number >= 0 (the standard deviation of a "
+                             f"told reward around the truth) or None, got {noise!r}")
         self.space = space
+        self.noise = None if noise is None else float(noise)
         self.key: Callable[[Genotype], Hashable] = space.canonical if key is None else key
         self.budget = None if budget is None else int(budget)
         self.seed = int(seed)

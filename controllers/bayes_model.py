@@ -29,6 +29,15 @@ _NORMAL = NormalDist()
 EXACT_FEATURES = 256
 
 
+def normal_scores(rewards) -> np.ndarray:
+    """Normal scores of the ranks of ``rewards`` (tied rewards share their mean rank): ``Phi^-1((rank + 0.5) / n)``."""
+    rewards = np.asarray(rewards, dtype=float)
+    values, inverse, counts = np.unique(rewards, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - counts + (counts - 1) / 2.0
+    n = len(rewards)
+    return np.array([_NORMAL.inv_cdf((r + 0.5) / n) for r in mean_rank])[inverse]
+
+
 class FeatureMap:
     """Indices of the one-hot (and adjacent pairwise) features of decision codes."""
 
@@ -121,12 +130,8 @@ class LinearPosterior:
         self._xtx[np.ix_(idx, idx)] += 1.0
 
     def targets(self, rows: int | None = None) -> np.ndarray:
-        """Normal scores of the ranks of the first ``rows`` rewards (all: None; tied rewards share their mean rank)."""
-        rewards = np.asarray(self._rewards[:rows])
-        values, inverse, counts = np.unique(rewards, return_inverse=True, return_counts=True)
-        mean_rank = np.cumsum(counts) - counts + (counts - 1) / 2.0
-        n = len(rewards)
-        return np.array([_NORMAL.inv_cdf((r + 0.5) / n) for r in mean_rank])[inverse]
+        """:func:`normal_scores` of the first ``rows`` rewards (all: None)."""
+        return normal_scores(self._rewards[:rows])
 
     def refit_due(self) -> bool:
         """Refit after every new result up to :data:`EXACT_FEATURES` features; above, once the new results are

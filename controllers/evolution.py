@@ -102,8 +102,9 @@ class RegularizedEvolution(Controller):
     settings_cls = EvolutionSettings
 
     def __init__(self, space, seed: int = 0, constraint=None, settings: EvolutionSettings | None = None, *, key=None,
-                 budget: int | None = None) -> None:
-        super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget)
+                 budget: int | None = None, noise: float | None = None) -> None:
+        super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget,
+                         noise=noise)
         self.population_size, self.tournament_size, self.warmup_size = self.settings.sizes(self.budget)
         self._population: deque[tuple[Genotype, float]] = deque()
         self._rewards: np.ndarray | None = None

@@ -65,14 +65,16 @@ def make_settings(cls: type[Controller], settings: Any = None) -> Any:
 
 def make_controller(name: str, space: SearchSpace, seed: int = 0, constraint: Constraint | None = None,
                     settings: Any = None, *, key: Callable[[Genotype], Hashable] | None = None,
-                    budget: int | None = None) -> Controller:
+                    budget: int | None = None, noise: float | None = None) -> Controller:
     """Build the controller ``name`` on ``space``; ``settings``: None, a dict or the Settings object.
 
     ``key``: what makes two genotypes one candidate (default ``space.canonical``, the network);
-    ``budget``: the expected number of samples, a hint (see :mod:`controllers.base`).
+    ``budget``: the expected number of samples, a hint; ``noise``: the standard deviation of a told reward around
+    the truth when the evaluator knows it, a hint (see :mod:`controllers.base`).
     """
     cls = get_controller_class(name)
-    return cls(space, seed=seed, constraint=constraint, settings=make_settings(cls, settings), key=key, budget=budget)
+    return cls(space, seed=seed, constraint=constraint, settings=make_settings(cls, settings), key=key, budget=budget,
+               noise=noise)
 
 
 register_controller(RandomSearch)

@@ -112,8 +112,9 @@ class RLController(Controller):
     settings_cls = RLSettings
 
     def __init__(self, space, seed: int = 0, constraint=None, settings: RLSettings | None = None, *, key=None,
-                 budget: int | None = None) -> None:
-        super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget)
+                 budget: int | None = None, noise: float | None = None) -> None:
+        super().__init__(space, seed=seed, constraint=constraint, settings=settings, key=key, budget=budget,
+                         noise=noise)
         self._generator = torch.Generator().manual_seed(self.seed)
         self.policy = DecisionPolicy(space.decision_sizes, self.settings.hidden, self._generator)
         self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.settings.lr)

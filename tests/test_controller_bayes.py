@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 
 from controllers import BayesSettings, make_controller
-from controllers.bayes_model import FeatureMap, LinearPosterior
+from controllers.bayes_model import FeatureMap, LinearPosterior, normal_scores
+from controllers.bayes_recommend import SCALES, known_noise_means
 from search_spaces import get_space
+
+
+def test_normal_scores_of_ranks_with_ties_sharing_their_mean_rank():
+    # ranks 0, 2.5, 2.5, 1 of 4 -> Phi^-1 of 0.125, 0.75, 0.75, 0.375 (tabulated quantiles of the standard normal)
+    assert normal_scores([1.0, 3.0, 3.0, 2.0]) == pytest.approx(
+        [-1.1503493803760079, 0.6744897501960817, 0.6744897501960817, -0.3186393639643752], abs=1e-12)
+    model = LinearPosterior(FeatureMap([2], False), 4.0)
+    for code, reward in ((0, 5.0), (1, -2.0), (0, 9.0)):
+        model.add([code], reward)
+    assert model.targets(2).tolist() == normal_scores([5.0, -2.0]).tolist()  # the first rows only
 
 
 @pytest.mark.parametrize("pairwise", [False, True])
@@ -77,6 +88,8 @@ def test_failed_results_teach_nothing_and_are_not_proposed_again():
 
 
 @pytest.mark.parametrize("kwargs, match", [
+    ({"noise": -1.0}, "BayesSettings.noise"),
+    ({"recommend": "mean"}, "BayesSettings.recommend"),
     ({"interactions": "all"}, "interactions must be 'adjacent' or 'none'"),
     ({"initial": 1}, "initial must be an integer >= 2"),
     ({"pair_precision": 0.0}, "pair_precision"),
@@ -95,12 +108,12 @@ def test_pairs_are_dropped_above_max_features():
     assert macro.features.pairwise and macro.features.num_features == 24 + 7 * 9
 
 
-def _noisy_additive_with_a_lucky_outlier(settings):
+def _noisy_additive_with_a_lucky_outlier(settings, noise=None):
     """150 networks of an additive reward seen through noise, one poor network told a lucky (highest) value."""
     space = get_space("nas-bench-macro")
     rng = np.random.default_rng(5)
     weights = rng.standard_normal((8, 3))
-    c = make_controller("bayes", space, seed=0, settings=settings)
+    c = make_controller("bayes", space, seed=0, settings=settings, noise=noise)
     truth = {}
     for codes in rng.integers(3, size=(150, 8)):
         g = space.decode(codes.tolist())
@@ -160,3 +173,55 @@ def test_lazy_refit_of_a_large_model_restores_exactly():
             c.tell(g, float(r))
         seqs.append(seq)
     assert seqs[0] == seqs[1]
+
+
+def _direct_nll_and_means(x, y, noise, a, b):
+    """The same Gaussian process written out: Cov = a X X^T + (b + noise^2) I, the mean by generalised least squares."""
+    cov = a * x @ x.T + (b + noise ** 2) * np.eye(len(y))
+    inv = np.linalg.inv(cov)
+    one = np.ones(len(y))
+    mu = (one @ inv @ y) / (one @ inv @ one)
+    r = y - mu
+    nll = 0.5 * r @ inv @ r + 0.5 * np.linalg.slogdet(cov)[1]
+    return nll, y - noise ** 2 * inv @ r
+
+
+def test_known_noise_posterior_is_the_gaussian_process_of_maximum_likelihood():
+    fm = FeatureMap([3, 3, 3, 3], False)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(3, size=(40, 4))
+    y = fm.score(rng.standard_normal(fm.num_features), codes) * 0.01 + 0.9 + 0.004 * rng.standard_normal(40)
+    x = np.zeros((40, fm.num_features))
+    np.put_along_axis(x, fm.indices(codes), 1.0, axis=1)
+    means, info = known_noise_means(fm.indices(codes), fm.num_features, y, 0.004)
+    nll, direct = _direct_nll_and_means(x, y, 0.004, info["signal"], info["residual"])
+    assert means == pytest.approx(direct, abs=1e-9)
+    spread = np.var(y)
+    grid = [_direct_nll_and_means(x, y, 0.004, a, b)[0] for a in spread * SCALES[::4]
+            for b in (0.0, *(spread * SCALES[::4]))]
+    assert nll <= min(grid) + 1e-9  # no coarser grid point is more likely than the one chosen
+    assert known_noise_means(fm.indices(codes), fm.num_features, y, 0.0)[0].tolist() == y.tolist()  # exact: as told
+
+
+def test_auto_recommendation_uses_the_evaluators_noise_and_is_the_best_told_without_it():
+    c, truth, outlier = _noisy_additive_with_a_lucky_outlier(None, noise=0.5)
+    assert c.best[0] == outlier
+    pick = c.recommend()
+    ranked = sorted(truth.values(), reverse=True)
+    assert pick != outlier and truth[pick] >= ranked[len(ranked) // 10], (truth[pick], ranked[:15])
+    assert c.noise_best(0.5) == pick
+    exact, _, _ = _noisy_additive_with_a_lucky_outlier(None, noise=0.0)
+    assert exact.recommend() == outlier  # an exact evaluator: the best told
+    told, _, _ = _noisy_additive_with_a_lucky_outlier({"recommend": "best_told"}, noise=0.5)
+    assert told.recommend() == outlier
+    own, _, _ = _noisy_additive_with_a_lucky_outlier({"noise": 0.5})  # the user's noise, no evaluator hint
+    assert own.recommend() == pick
+    restored = make_controller("bayes", c.space, seed=0, noise=0.5)
+    restored.load_state_dict(c.state_dict())
+    assert restored.recommend() == pick
+
+
+@pytest.mark.parametrize("noise", [-0.1, float("nan"), True, "0.1"])
+def test_a_bad_noise_hint_is_refused(noise):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+        make_controller("bayes", get_space("nas-bench-macro"), noise=noise)

@@ -77,20 +77,11 @@ def print_summary(summary: dict) -> None:
         print("no candidate of the search finished successfully; see trials.jsonl for the reasons", file=sys.stderr)
         return
     print(f"\nbest genotype of the search (by search reward): {best['genotype']}")
-    recommended = _recommended(Path(summary["run_dir"]))
+    from nas.search.results import read_recommended
+
+    recommended = read_recommended(Path(summary["run_dir"]))
     if recommended and recommended.get("trial_id") != best.get("trial_id"):
         print(f"recommended by the controller (by its model; trial {recommended['trial_id']}, search reward "
               f"{recommended['reward']:.4f}): {recommended['genotype']}")
     print(f"written in {summary['run_dir']}: {REPORT} (+ plots), best.yaml, trials.jsonl, pareto.csv, baseline/, "
           f"verify/, tensorboard/")
-
-
-def _recommended(run_dir: Path) -> dict | None:
-    """The controller's recommendation recorded in best.yaml (``recommended``), or None."""
-    import yaml
-
-    from nas.search.results import BEST
-
-    file = run_dir / BEST
-    doc = yaml.safe_load(file.read_text()) if file.is_file() else None
-    return doc.get("recommended") if isinstance(doc, dict) else None

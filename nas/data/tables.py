@@ -93,6 +93,12 @@ class BenchmarkTable:
         """(genotype, record) of every distinct network, in the table's order (one genotype per network)."""
         return iter(self._rows.values())
 
+    def training_noise(self) -> float | None:
+        """The standard deviation of one recorded training around its network's mean (the root of the mean, over
+        networks with several trainings, of their trainings' variance about their mean); None without repeats."""
+        spreads = [np.var(record.accuracies) for _, record in self._rows.values() if len(record.accuracies) > 1]
+        return float(np.sqrt(np.mean(spreads))) if spreads else None
+
     def means(self) -> np.ndarray:
         return np.array([record.mean for _, record in self._rows.values()])
 

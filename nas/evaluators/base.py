@@ -50,11 +50,15 @@ class EvaluatorInfo:
 
     ``chance``: the accuracy of guessing (1 / classes); ``noise``: the standard deviation of one
     candidate's accuracy from the evaluator's own randomness (e.g. the binomial error of a held-out
-    set of n images); ``warnings``: lines to print at the start of the search and put in the report.
+    set of n images); ``warnings``: lines to print at the start of the search and put in the report;
+    ``known_noise``: the standard deviation of a told accuracy around the value the search is judged by, when
+    the evaluator knows it (a table drawing one recorded training: the spread of the table's trainings; 0: an
+    exact evaluator; None: unknown) -- passed to the controller as its ``noise`` hint.
     """
 
     chance: float | None = None
     noise: float | None = None
+    known_noise: float | None = None
     warnings: tuple[str, ...] = ()
     description: str = ""
 

@@ -30,7 +30,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from search_spaces import Genotype, network_key
 
@@ -103,9 +102,10 @@ def check(exp: Experiment, address: str | None = None) -> EvaluatorInfo:
     """The table loads and fits the experiment's space (one line each); its counts against the target's."""
     source = table_source(exp)
     table = load_fitting(source, exp.search_space, "evaluator.table")
-    spread = float(np.median([np.std(r.accuracies) for _, r in table.networks()]))
-    where = "seed (one recorded training a candidate)" if exp.evaluator.sample == "seed" else "mean over trainings"
-    return EvaluatorInfo(noise=spread if exp.evaluator.sample == "seed" else None,
+    seeded = exp.evaluator.sample == "seed"
+    spread = table.training_noise() if seeded else None
+    where = "seed (one recorded training a candidate)" if seeded else "mean over trainings"
+    return EvaluatorInfo(noise=spread, known_noise=spread if seeded else 0.0,
                          warnings=tuple(count_warnings(table, exp)),
                          description=f"table {table.name} ({len(table)} networks, {where})")
 

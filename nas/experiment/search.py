@@ -189,8 +189,9 @@ def with_controller(exp: Experiment, name: str) -> Experiment:
     return dataclasses.replace(exp, controller=dataclasses.replace(exp.controller, name=name, settings={}))
 
 
-def build_controller(exp: Experiment):
-    """The controller the experiment asks for, with its seed, settings and cost constraint."""
+def build_controller(exp: Experiment, noise: float | None = None):
+    """The controller the experiment asks for, with its seed, settings and cost constraint; ``noise``: the
+    evaluator's known noise (``EvaluatorInfo.known_noise``), a hint to the controller."""
     from controllers import get_controller_class, make_controller
     from controllers.constraint import Constraint
 
@@ -202,7 +203,7 @@ def build_controller(exp: Experiment):
                                 unit=exp.objective.cost)
     settings = from_dict(get_controller_class(c.name).settings_cls, c.settings, "controller.settings")
     return make_controller(c.name, exp.search_space, seed=c.seed, constraint=constraint, settings=settings,
-                           key=exp.network_key, budget=exp.budget.samples)
+                           key=exp.network_key, budget=exp.budget.samples, noise=noise)
 
 
 def cost_function(exp: Experiment):

@@ -177,6 +177,7 @@ def _truth_section(run_dir: Path, s: dict[str, Any]) -> list[str]:
     rows = []
     for arm in ("search", "baseline"):
         for which, label in (("returned", "returned (best search reward)"),
+                             ("recommended", "recommended by the controller (by its model)"),
                              ("verified", f"verified pick (best in truth of its top {t.get('top_k')} by search reward)"),
                              ("found", "best visited in truth")):
             n = (t.get(arm) or {}).get(which)

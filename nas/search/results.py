@@ -180,7 +180,7 @@ def resolve_genotype_or_run(text: str) -> Genotype:
 def write_best(run_dir: Path, row: dict[str, Any], recommended: dict[str, Any] | None = None) -> None:
     """best.yaml: the best row; ``recommended``: the row of the controller's recommendation, recorded under
     key ``recommended`` (the same trial unless the controller recommends by a model, e.g. bayes's
-    ``recommend: posterior_mean``)."""
+    ``recommend: auto`` under a noisy evaluator)."""
     genotype = Genotype.from_string(row["genotype"])
     try:
         timm = genotype.to_timm()
@@ -192,6 +192,14 @@ def write_best(run_dir: Path, row: dict[str, Any], recommended: dict[str, Any] |
     if recommended is not None:
         doc["recommended"] = {k: recommended.get(k) for k in ("trial_id", "genotype", "reward", "accuracy", "macs")}
     atomic_write(Path(run_dir) / BEST, yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_recommended(run_dir: Path) -> dict[str, Any] | None:
+    """The controller's recommendation recorded in best.yaml (``recommended``: trial_id, genotype, ...), or None."""
+    file = Path(run_dir) / BEST
+    doc = yaml.safe_load(file.read_text(encoding="utf-8")) if file.is_file() else None
+    found = doc.get("recommended") if isinstance(doc, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 def write_pareto(run_dir: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

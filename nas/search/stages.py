@@ -124,7 +124,7 @@ def run_search_stage(exp: Experiment, stage: str = "search", root: Path | None =
     """One controller search of ``exp`` (in a running Ray where its placement needs one); its summary."""
     kind = get_kind(exp.evaluator.kind)
     write_config(exp)
-    session = Session(exp.run_dir, ControllerProposer(build_controller(exp)), exp.budget.samples, stage=stage,
+    session = Session(exp.run_dir, ControllerProposer(build_controller(exp, info.known_noise if info else None)), exp.budget.samples, stage=stage,
                       root=root, resume=resume, time_limit_s=exp.budget.time_limit_s,
                       stop_after_failures=exp.budget.stop_after_failures, progress=progress, info=info,
                       every_result=kind.placement(exp) == "trials",
@@ -270,13 +270,14 @@ def run_pipeline(exp: Experiment, resume: bool = False, address: str | None = No
 
 
 def run_search(exp: Experiment, resume: bool = False, address: str | None = None, progress: Progress = None,
-               trial_fn: Callable | None = None) -> SearchOutcome:
-    """The search stage alone (no baseline, no verification), in its own Ray when it needs one."""
+               trial_fn: Callable | None = None, info: EvaluatorInfo | None = None) -> SearchOutcome:
+    """The search stage alone (no baseline, no verification), in its own Ray when it needs one; ``info``: the
+    evaluator's check (its warnings, and its known noise for the controller), if the caller ran it."""
     with _RayWhenNeeded(exp, address) as ray:
         if get_kind(exp.evaluator.kind).placement(exp) != "driver":
             ray.need()
         try:
-            summary = run_search_stage(exp, resume=resume, progress=progress, trial_fn=trial_fn)
+            summary = run_search_stage(exp, resume=resume, progress=progress, info=info, trial_fn=trial_fn)
         except KeyboardInterrupt:
             raise _Run(exp, resume, address, progress, None, trial_fn).interrupted() from None
     return SearchOutcome(exp.run_dir, summary["trials"], summary["failed"], summary["best"], summary["pareto"])

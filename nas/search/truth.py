@@ -176,14 +176,20 @@ def _curves(true_rows: list[dict], top_k: int) -> dict[str, list[float]]:
     return curves
 
 
-def arm_truth(rows: list[dict], truth: Truth, top_k: int = 0) -> dict[str, Any] | None:
-    """An arm's returned network, its verified pick (``top_k`` > 0), its best network in truth, and the curves."""
+def arm_truth(rows: list[dict], truth: Truth, top_k: int = 0, recommended: str | None = None) -> dict[str, Any] | None:
+    """An arm's returned network, its verified pick (``top_k`` > 0), its best network in truth, and the curves;
+    with ``recommended`` (the trial id of the controller's recommendation, ``best.yaml``), that network too when
+    it is not the returned one (``bayes`` under a noisy evaluator reports by its model)."""
     true_rows, missing = _true_rows(rows, truth)
     if not true_rows:
         return None
     curves = _curves(true_rows, top_k)
+    chosen = picks(true_rows, top_k)
+    pick = next((r for r in true_rows if r.get("trial_id") == recommended), None) if recommended else None
+    if pick is not None and pick["trial_id"] != chosen["returned"].get("trial_id"):
+        chosen["recommended"] = pick
     out = {"candidates": len(true_rows), "missing": missing, "top_k": top_k,
-           **{which: _network(row, truth) for which, row in picks(true_rows, top_k).items()},
+           **{which: _network(row, truth) for which, row in chosen.items()},
            "curve_found": curves["found"], "curve_returned": curves["returned"],
            "points": [(r["reward"], r["true_reward"]) for r in true_rows]}
     if top_k > 0:
@@ -222,9 +228,14 @@ def truth_summary(run_dir: Path, config: dict, source: str, baseline_dir: Path |
     best = int(np.argmax(truth.rewards))
     return {"table": truth.table.name, "networks": len(truth.table), "seeds": _seeds(truth.table),
             "best_reward": float(truth.rewards[best]), "best_accuracy": float(truth.accuracies.max()),
-            "top_k": top_k, "search": arm_truth(search_rows, truth, top_k),
+            "top_k": top_k, "search": arm_truth(search_rows, truth, top_k, _recommended_trial(run_dir)),
             "baseline": arm_truth(baseline_rows, truth, top_k) if baseline_dir is not None else None,
             "fidelity": fidelity(search_rows + baseline_rows, truth)}
+
+
+def _recommended_trial(run_dir: Path) -> str | None:
+    found = results.read_recommended(run_dir)
+    return None if found is None else found.get("trial_id")
 
 
 def _seeds(table: BenchmarkTable) -> int:
@@ -270,6 +281,10 @@ def _arm_line(name: str, a: dict[str, Any] | None, t: dict[str, Any]) -> list[st
             f"{r['true_reward']:.4f}, accuracy {r['true_accuracy']:.4f}; rank {r['rank']} of {t['networks']} by true "
             f"reward (percentile {r['percentile']:.1f}), rank {r['accuracy_rank']} by accuracy; regret to the "
             f"table's best {r['regret']:.4f}",
+            *([f"{name} recommended by the controller (by its model; search reward "
+               f"{a['recommended']['search_reward']:.4f}): true reward {a['recommended']['true_reward']:.4f} (rank "
+               f"{a['recommended']['rank']}, percentile {a['recommended']['percentile']:.1f}, regret "
+               f"{a['recommended']['regret']:.4f})"] if a.get("recommended") else []),
             *([f"{name} verified pick (best in truth of its top {a['top_k']} by search reward): true reward "
                f"{a['verified']['true_reward']:.4f} (rank {a['verified']['rank']}, percentile "
                f"{a['verified']['percentile']:.1f}, regret {a['verified']['regret']:.4f})"] if a.get("verified") else []),
