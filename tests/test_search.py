@@ -144,8 +144,8 @@ def test_trials_stopped_by_asha_are_stopped_end_to_end(tmp_path, monkeypatch):
 
     told = []
 
-    def recording_controller(experiment):
-        controller = build_controller(experiment)
+    def recording_controller(experiment, noise=None):
+        controller = build_controller(experiment, noise)
         tell = controller.tell
 
         def spy(genotype, reward):

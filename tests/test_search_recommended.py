@@ -26,11 +26,9 @@ def test_summary_records_the_recommended_row(tmp_path):
     assert none["recommended"] is None and "recommended" not in yaml.safe_load((tmp_path / results.BEST).read_text())
 
 
-def test_the_cli_reads_the_recommendation(tmp_path):
-    from nas.commands.search import _recommended
-
-    assert _recommended(tmp_path) is None  # no best.yaml yet
+def test_the_recommendation_is_read_back(tmp_path):
+    assert results.read_recommended(tmp_path) is None  # no best.yaml yet
     b0 = resolve_genotype("b0").to_string()
     results.append_trials(tmp_path, [_row("c00000", b0, 0.9)])
     results.write_summary(tmp_path, b0)
-    assert _recommended(tmp_path)["trial_id"] == "c00000"
+    assert results.read_recommended(tmp_path)["trial_id"] == "c00000"

@@ -124,7 +124,8 @@ def run_search_stage(exp: Experiment, stage: str = "search", root: Path | None =
     """One controller search of ``exp`` (in a running Ray where its placement needs one); its summary."""
     kind = get_kind(exp.evaluator.kind)
     write_config(exp)
-    session = Session(exp.run_dir, ControllerProposer(build_controller(exp, info.known_noise if info else None)), exp.budget.samples, stage=stage,
+    controller = build_controller(exp, info.known_noise if info else None)  # the evaluator's noise: a hint
+    session = Session(exp.run_dir, ControllerProposer(controller), exp.budget.samples, stage=stage,
                       root=root, resume=resume, time_limit_s=exp.budget.time_limit_s,
                       stop_after_failures=exp.budget.stop_after_failures, progress=progress, info=info,
                       every_result=kind.placement(exp) == "trials",
