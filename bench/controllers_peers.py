@@ -72,6 +72,17 @@ class Landscape:
         return float(self._cache[objective][network])
 
 
+_SHARED: Landscape | None = None
+
+
+def shared_landscape() -> Landscape:
+    """The table's landscape, loaded once a process (pool workers load their own)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Landscape.load()
+    return _SHARED
+
+
 @dataclass
 class Run:
     codes: list = field(default_factory=list)      # tuple of decisions per sample

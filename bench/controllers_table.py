@@ -41,20 +41,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.controllers_peers import (OBJECTIVES, Landscape, Run, run_effnas, run_ngopt, run_tpe,  # noqa: E402
+from bench.controllers_peers import (OBJECTIVES, Landscape, Run, run_effnas, shared_landscape, run_ngopt, run_tpe,  # noqa: E402
                                      uniform_order_statistics)
 
 PEERS = ("tpe", "ngopt")
 BUDGET_AWARE = ("evolution", "ngopt")
 MODEL_RECOMMENDS = ("bayes",)  # also shown reporting its best told result (same runs)
-_LAND: Landscape | None = None
-
-
-def _land() -> Landscape:
-    global _LAND
-    if _LAND is None:
-        _LAND = Landscape.load()
-    return _LAND
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict]:
@@ -78,7 +70,7 @@ def _value(text: str):
 
 def one_run(job: tuple) -> tuple:
     label, name, settings, objective, seed, budget, budgets = job
-    land = _land()
+    land = shared_landscape()
     checkpoints = {b for b in budgets if b <= budget}
     if name == "tpe":
         run = run_tpe(land, objective, seed, budget, checkpoints)
@@ -232,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# controllers on NAS-Bench-Macro: {len(jobs)} runs in {time.perf_counter() - start:.0f} s "
           f"({args.workers} worker(s), load {os.getloadavg()[0]:.1f})")
     for o in objectives:
-        report(o, _land(), specs, results, seeds_of[o], budgets)
+        report(o, shared_landscape(), specs, results, seeds_of[o], budgets)
     if not args.no_cost:
         ask_cost()
     return 0

@@ -50,20 +50,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.controllers_peers import Landscape, run_effnas, run_tpe  # noqa: E402
+from bench.controllers_peers import Landscape, run_effnas, run_tpe, shared_landscape  # noqa: E402
 from controllers.bayes_model import FeatureMap, normal_scores  # noqa: E402
-from controllers.bayes_recommend import known_noise_index, recommend_index  # noqa: E402
+from controllers.bayes_recommend import RHOS, known_noise_index, recommend_index  # noqa: E402
 
-RHOS = (0.2, 0.4, 0.6, 0.8, 0.9)
 CONFIRM = (0.02, 0.05, 0.10)
-_LAND: Landscape | None = None
-
-
-def _land() -> Landscape:
-    global _LAND
-    if _LAND is None:
-        _LAND = Landscape.load()
-    return _LAND
 
 
 class PerNetworkNoise(Landscape):
@@ -151,7 +142,7 @@ def rules(land: Landscape, noise: float) -> dict:
 
 def one_run(job: tuple):
     kind, seed, budget, budgets = job
-    land = _land()
+    land = shared_landscape()
     checkpoints = set(budgets)
     if kind == "bayes":
         run = run_effnas("bayes", {}, land, "noisy", seed, budget, checkpoints)
@@ -170,7 +161,7 @@ def one_run(job: tuple):
 
 def rule_auto(run, budget: int) -> int:
     """What ``recommend: auto`` reports after ``budget`` samples, by the auto rule of :func:`rules`."""
-    return rules(_land(), _land().training_noise)["auto (default; the evaluator's noise)"](run, budget, 0)
+    return rules(shared_landscape(), shared_landscape().training_noise)["auto (default; the evaluator's noise)"](run, budget, 0)
 
 
 def _per_network(land: Landscape) -> PerNetworkNoise:
@@ -204,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for _, values in done:
         for name, row in values.items():
             table.setdefault(name, []).append(row)
-    land = _land()
+    land = shared_landscape()
     truth = np.sort(land.true_values("noisy"))[::-1]
     top1 = float(truth[math.ceil(0.01 * len(truth)) - 1])
     print(f"# reporting rules under noise on NAS-Bench-Macro: {len(jobs)} runs, seeds {seeds.start}..{seeds.stop - 1}, "
